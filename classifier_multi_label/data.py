@@ -1,0 +1,330 @@
+"""Reading labelled text: four file formats, one label vocabulary, multi-hot targets.
+
+Formats (``--data-format``, detected from the file name and header when ``auto``):
+
+- ``hellonlp``: CSV with header ``content,label``; labels joined by ``/``; an empty cell or ``|``
+  means "no label". A UTF-8 BOM and CRLF line endings are fine.
+- ``onehot``: CSV ``content,<label1>,<label2>,...`` with 0/1 cells; a ``|`` column means "no label"
+  and is not a label.
+- ``jsonl``: one ``{"text": "...", "labels": ["a", "b"]}`` per line.
+- ``tsv``: ``text<TAB>label1,label2`` (an optional header ``text<TAB>labels``).
+
+Bad input raises `DataError` naming the file, the line and the fix. Nothing is dropped silently:
+rows skipped (empty text) or repaired (a label repeated on a row) are counted in `ReadReport`
+and logged.
+
+Example:
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> _ = open(path, "w", encoding="utf-8").write("content,label\\n很好用/\\n,\\n声音大,声音/外观\\n")
+    >>> examples = read_examples(path)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NO_LABEL = "|"  # hellonlp's "no label" marker, in label cells, one-hot headers and label files
+FORMATS = ("hellonlp", "onehot", "jsonl", "tsv")
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file, the line and how to fix it."""
+
+    def __init__(self, path, line: Optional[int], problem: str, fix: str):
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}\n  fix: {fix}")
+        self.path, self.line = path, line
+
+
+@dataclass
+class ReadReport:
+    rows: int = 0
+    skipped_empty_text: list = field(default_factory=list)  # line numbers
+    repeated_labels: list = field(default_factory=list)  # line numbers where a label was collapsed
+    no_label_rows: int = 0
+
+    def log(self, path):
+        log.info("%s: %d rows, %d with no label", path, self.rows, self.no_label_rows)
+        if self.skipped_empty_text:
+            log.warning("%s: skipped %d rows with empty text (lines %s)", path,
+                        len(self.skipped_empty_text), _some(self.skipped_empty_text))
+        if self.repeated_labels:
+            log.warning("%s: collapsed a repeated label on %d rows (lines %s)", path,
+                        len(self.repeated_labels), _some(self.repeated_labels))
+
+
+def _some(lines, n=10):
+    head = ", ".join(map(str, lines[:n]))
+    return head + (f", ... ({len(lines) - n} more)" if len(lines) > n else "")
+
+
+@dataclass
+class Examples:
+    """Texts and their label sets, with the line each came from."""
+
+    path: str
+    texts: list
+    labels: list  # list of lists of label names (de-duplicated, in file order)
+    lines: list
+    report: ReadReport
+    header_labels: Optional[list] = None  # the label columns of a one-hot file
+
+    def __len__(self):
+        return len(self.texts)
+
+    def subset(self, indices) -> "Examples":
+        return Examples(self.path, [self.texts[i] for i in indices], [self.labels[i] for i in indices],
+                        [self.lines[i] for i in indices], self.report, self.header_labels)
+
+
+def _decode(path, encoding: str) -> str:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(path, line, f"bytes {raw[e.start:e.end]!r} are not valid {encoding}",
+                        "save the file as UTF-8 (for example `iconv -f GBK -t UTF-8 in.csv > out.csv`), "
+                        "or pass its encoding with --encoding gbk") from None
+    except LookupError:
+        raise DataError(path, None, f"unknown encoding {encoding!r}", "pass a Python codec name to --encoding") from None
+    if not text.strip():
+        raise DataError(path, None, "the file is empty", "point the flag at a file with a header and rows")
+    return text
+
+
+def detect_format(path, text: str) -> str:
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if ext in (".tsv",):
+        return "tsv"
+    first = text.lstrip("\ufeff").splitlines()[0]
+    if ext == ".txt" and "\t" in first:
+        return "tsv"
+    header = [h.strip() for h in next(csv.reader([first]))]
+    if "content" in header and "label" in header and len(header) == 2:
+        return "hellonlp"
+    if len(header) >= 2:
+        return "onehot" if "label" not in header else "hellonlp"
+    raise DataError(path, 1, f"cannot tell the format from the header {first[:80]!r}",
+                    f"pass --data-format, one of {', '.join(FORMATS)}")
+
+
+def read_examples(path, data_format: str = "auto", text_column: Optional[str] = None,
+                  label_column: Optional[str] = None, label_separator: Optional[str] = None,
+                  encoding: str = "utf-8") -> Examples:
+    """Reads one labelled file in any of the four formats."""
+    if not os.path.isfile(path):
+        raise DataError(path, None, "no such file", "check the path (relative paths start at the current folder)")
+    text = _decode(path, encoding)
+    fmt = detect_format(path, text) if data_format == "auto" else data_format
+    if fmt not in FORMATS:
+        raise DataError(path, None, f"unknown data format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    reader = {"hellonlp": _read_hellonlp, "onehot": _read_onehot, "jsonl": _read_jsonl, "tsv": _read_tsv}[fmt]
+    report = ReadReport()
+    ex = Examples(str(path), [], [], [], report)
+    reader(path, text, ex, text_column, label_column, label_separator)
+    report.rows = len(ex.texts)
+    if not ex.texts:
+        raise DataError(path, None, "the file has a header but no rows with text", "add labelled rows")
+    report.log(path)
+    return ex
+
+
+def _add(ex: Examples, line: int, text, labels: Sequence[str]):
+    if text is None or not str(text).strip():
+        ex.report.skipped_empty_text.append(line)
+        return
+    clean = []
+    for lab in labels:
+        lab = lab.strip()
+        if not lab or lab == NO_LABEL:
+            continue
+        if lab in clean:
+            if line not in ex.report.repeated_labels:
+                ex.report.repeated_labels.append(line)
+            continue
+        clean.append(lab)
+    if not clean:
+        ex.report.no_label_rows += 1
+    ex.texts.append(str(text))
+    ex.labels.append(clean)
+    ex.lines.append(line)
+
+
+def _csv_rows(path, text):
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as e:
+        raise DataError(path, 1, f"malformed CSV header: {e}", "fix the first line") from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return header, None
+        except csv.Error as e:
+            raise DataError(path, start, f"malformed CSV row: {e}",
+                            "quote fields that contain commas or quotes with double quotes") from None
+        yield header, (start, row)
+
+
+def _column(path, header, name, what, flag):
+    if name not in header:
+        raise DataError(path, 1, f"no {what} column {name!r}; the header has {header}",
+                        f"rename the column to {name!r} or pass {flag} <name>")
+    return header.index(name)
+
+
+def _read_hellonlp(path, text, ex, text_column, label_column, label_separator):
+    text_column, label_column = text_column or "content", label_column or "label"
+    sep = label_separator or "/"
+    idx = None
+    for header, item in _csv_rows(path, text):
+        if idx is None:
+            idx = (_column(path, header, text_column, "text", "--text-column"),
+                   _column(path, header, label_column, "label", "--label-column"))
+        line, row = item
+        if not row or row == [""]:
+            continue  # a blank line: not a row
+        if len(row) != len(header):
+            raise DataError(path, line, f"expected {len(header)} fields ({','.join(header)}), got {len(row)}: {row[:4]}",
+                            "quote the text if it contains a comma, e.g. \"好用,便宜\",价格")
+        _add(ex, line, row[idx[0]], row[idx[1]].split(sep))
+
+
+def _read_onehot(path, text, ex, text_column, label_column, label_separator):
+    text_column = text_column or "content"
+    ti, columns = None, None
+    for header, item in _csv_rows(path, text):
+        if ti is None:
+            ti = _column(path, header, text_column, "text", "--text-column")
+            columns = [(i, h) for i, h in enumerate(header) if i != ti and h != NO_LABEL]
+            if not columns:
+                raise DataError(path, 1, "a one-hot file needs label columns after the text column",
+                                "add one 0/1 column per label, or use the hellonlp format content,label")
+            ex.header_labels = [h for _, h in columns]
+        line, row = item
+        if not row or row == [""]:
+            continue
+        if len(row) != len(header):
+            raise DataError(path, line, f"expected {len(header)} fields, got {len(row)}",
+                            "every row needs the text and one 0/1 cell per label column")
+        labels = []
+        for i, name in columns:
+            cell = row[i].strip()
+            if cell in ("1", "1.0"):
+                labels.append(name)
+            elif cell not in ("0", "0.0", ""):
+                raise DataError(path, line, f"column {name!r} holds {cell!r}, not 0 or 1",
+                                "one-hot cells must be 0 or 1")
+        _add(ex, line, row[ti], labels)
+
+
+def _read_jsonl(path, text, ex, text_column, label_column, label_separator):
+    text_key, labels_key = text_column or "text", label_column or "labels"
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(path, line, f"not valid JSON ({e.msg} at column {e.colno})",
+                            'each line must be one object like {"text": "...", "labels": ["a"]}') from None
+        if not isinstance(obj, dict) or text_key not in obj:
+            raise DataError(path, line, f"no {text_key!r} key", f"add it, or pass --text-column <key>")
+        labels = obj.get(labels_key, [])
+        if labels is None:
+            labels = []
+        if isinstance(labels, str):
+            labels = labels.split(label_separator or ",") if labels else []
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise DataError(path, line, f"{labels_key!r} must be a list of strings, got {labels!r}",
+                            f'write it as "{labels_key}": ["a", "b"] (or [] for no label)')
+        _add(ex, line, obj[text_key], labels)
+
+
+def _read_tsv(path, text, ex, text_column, label_column, label_separator):
+    sep = label_separator or ","
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        if line == 1 and [f.strip().lower() for f in fields] in (["text", "labels"], ["text", "label"]):
+            continue
+        if len(fields) != 2:
+            raise DataError(path, line, f"expected 2 tab-separated fields (text, labels), got {len(fields)}",
+                            "use one tab between the text and its comma-separated labels; no tab inside the text")
+        _add(ex, line, fields[0], fields[1].split(sep))
+
+
+class LabelVocab:
+    """Label names in a fixed order; maps label sets to multi-hot rows.
+
+    Example:
+        >>> vocab = LabelVocab(["价格", "声音", "外观"])
+        >>> vocab.multi_hot([["声音"], []]).tolist()
+        [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+
+    def __init__(self, names: Sequence[str]):
+        names = [n for n in names if n != NO_LABEL]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"label names repeat: {dup}")
+        if not names:
+            raise ValueError("no labels: the training data has no labelled row")
+        self.names = list(names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def __len__(self):
+        return len(self.names)
+
+    @classmethod
+    def from_examples(cls, examples: Examples) -> "LabelVocab":
+        if examples.header_labels:
+            return cls(examples.header_labels)
+        return cls(sorted({lab for labs in examples.labels for lab in labs}))
+
+    @classmethod
+    def load(cls, path) -> "LabelVocab":
+        text = _decode(path, "utf-8")
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        try:
+            return cls(names)
+        except ValueError as e:
+            raise DataError(path, None, str(e), "list each label once, one per line") from None
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(self.names) + "\n")
+
+    def check(self, examples: Examples, fix: str):
+        """Raises a DataError for the first label of `examples` not in the vocabulary."""
+        for labs, line in zip(examples.labels, examples.lines):
+            for lab in labs:
+                if lab not in self.index:
+                    shown = ", ".join(self.names[:80]) + (" ..." if len(self.names) > 80 else "")
+                    raise DataError(examples.path, line, f"unknown label {lab!r}; the labels are: {shown}", fix)
+
+    def multi_hot(self, label_lists) -> np.ndarray:
+        out = np.zeros((len(label_lists), len(self.names)), dtype=np.float32)
+        for row, labs in enumerate(label_lists):
+            for lab in labs:
+                out[row, self.index[lab]] = 1.0
+        return out

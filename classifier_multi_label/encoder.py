@@ -1,0 +1,182 @@
+"""Encoder loading: every `--encoder SPEC` becomes a keras-hub backbone plus its preprocessor.
+
+SPEC may be:
+
+- nothing: a small ALBERT (sizes in `EncoderConfig`) trained from scratch, on a WordPiece
+  vocabulary built from the training texts (or `--vocab-file`);
+- a Google ALBERT folder: `albert_config.json`, `*.ckpt*` (TF1, scope `bert/` or `albert/`) and
+  `vocab*.txt` or `*.model`;
+- a bare `albert_config.json`: that architecture, randomly initialised;
+- a keras-hub preset directory or handle, or a Hugging Face format directory (`config.json` +
+  `model.safetensors`) of a text backbone keras-hub loads (ALBERT, BERT, ...).
+
+The run folder keeps `encoder.json` (the backbone's Keras config and the tokenizer settings) and
+the vocabulary, so a trained model is rebuilt without the original encoder files.
+
+Example:
+    >>> enc = load_encoder(EncoderConfig(), max_seq_length=64, train_texts=["很好", "不错"])  # doctest: +SKIP
+    >>> enc.backbone.hidden_dim  # doctest: +SKIP
+    256
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import keras
+import keras_hub
+
+from .albert_checkpoint import CheckpointError, albert_backbone_from_config, port_albert_checkpoint
+from .config import EncoderConfig
+from .tokenization import TextPreprocessor, build_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+class EncoderError(ValueError):
+    pass
+
+
+@dataclass
+class Encoder:
+    backbone: keras.Model
+    preprocessor: TextPreprocessor
+    pretrained: bool  # weights came from a checkpoint or preset
+    description: str
+    vocab_source: Optional[str] = None  # a SentencePiece file to copy into the run folder
+
+    def save(self, run_dir: str):
+        """Writes encoder.json and the vocabulary into the run folder."""
+        vocab_name = self.preprocessor.save_vocabulary(run_dir, self.vocab_source)
+        tok = self.preprocessor.tokenizer
+        spec = {
+            "description": self.description,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "tokenizer": {"file": vocab_name, "lowercase": bool(getattr(tok, "lowercase", False)),
+                          "strip_accents": bool(getattr(tok, "strip_accents", False))},
+        }
+        with open(os.path.join(run_dir, "encoder.json"), "w", encoding="utf-8") as fh:
+            json.dump(spec, fh, indent=2)
+
+
+def preprocessor_from_run(run_dir: str, sequence_length: int, pad_to_multiple_of: int) -> TextPreprocessor:
+    with open(os.path.join(run_dir, "encoder.json"), encoding="utf-8") as fh:
+        tok = json.load(fh)["tokenizer"]
+    path = os.path.join(run_dir, tok["file"])
+    if path.endswith(".model"):
+        return TextPreprocessor.from_file(path, sequence_length, pad_to_multiple_of=pad_to_multiple_of)
+    with open(path, encoding="utf-8") as fh:
+        vocabulary = [line.rstrip("\n") for line in fh if line.rstrip("\n")]
+    tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary=vocabulary, lowercase=tok["lowercase"], strip_accents=tok["strip_accents"],
+        split_on_cjk=True, oov_token="[UNK]")
+    return TextPreprocessor(tokenizer, sequence_length, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def backbone_from_run(run_dir: str) -> keras.Model:
+    """Rebuilds the backbone architecture (random weights; the model's weights file fills them)."""
+    with open(os.path.join(run_dir, "encoder.json"), encoding="utf-8") as fh:
+        spec = json.load(fh)["backbone"]
+    return keras.saving.deserialize_keras_object(spec, safe_mode=True)
+
+
+def _find_vocab(folder: str, vocab_file: Optional[str]) -> Optional[str]:
+    if vocab_file:
+        return vocab_file
+    found = sorted(glob.glob(os.path.join(folder, "vocab*.txt")) + glob.glob(os.path.join(folder, "*.model")))
+    if len(found) > 1:
+        raise EncoderError(f"{folder}: several vocabularies {found}; pass the right one with --vocab-file")
+    return found[0] if found else None
+
+
+def _find_checkpoint(folder: str) -> Optional[str]:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(folder)
+    if latest:
+        return latest
+    found = sorted(p[: -len(".index")] for p in glob.glob(os.path.join(folder, "*.index")))
+    if len(found) > 1:
+        raise EncoderError(f"{folder}: several checkpoints {found}; keep one, or add a `checkpoint` file naming it")
+    return found[0] if found else None
+
+
+def _check_vocab_size(backbone, pre: TextPreprocessor, where: str):
+    if backbone.vocabulary_size != pre.vocabulary_size:
+        raise EncoderError(f"{where}: the encoder expects {backbone.vocabulary_size} tokens but the vocabulary "
+                           f"has {pre.vocabulary_size}; pass the vocabulary it was trained with (--vocab-file)")
+
+
+def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to_multiple_of: int = 16) -> Encoder:
+    """Resolves `cfg.encoder` (see the module docstring) to a backbone and its preprocessor."""
+    spec, kw = cfg.encoder, dict(pad_to_multiple_of=pad_to_multiple_of)
+
+    def vocab_preprocessor(vocab_file):
+        if vocab_file:
+            if not os.path.isfile(vocab_file):
+                raise EncoderError(f"{vocab_file}: no such vocabulary file (--vocab-file)")
+            return TextPreprocessor.from_file(vocab_file, max_seq_length, lowercase=cfg.lowercase, **kw)
+        vocab = build_vocabulary(train_texts, cfg.vocab_size, lowercase=cfg.lowercase)
+        return TextPreprocessor.from_vocabulary(vocab, max_seq_length, lowercase=cfg.lowercase, **kw)
+
+    def sp_source(vocab_file):
+        return vocab_file if vocab_file and vocab_file.endswith(".model") else None
+
+    if not spec:
+        pre = vocab_preprocessor(cfg.vocab_file)
+        backbone = keras_hub.models.AlbertBackbone(
+            vocabulary_size=pre.vocabulary_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+            embedding_dim=cfg.embedding_dim, hidden_dim=cfg.hidden_dim, intermediate_dim=cfg.intermediate_dim,
+            dropout=cfg.encoder_dropout, max_sequence_length=max_seq_length)
+        return Encoder(backbone, pre, False, f"ALBERT from scratch ({cfg.num_layers} layers, hidden "
+                       f"{cfg.hidden_dim}, vocabulary {pre.vocabulary_size})", sp_source(cfg.vocab_file))
+
+    if os.path.isfile(spec) and spec.endswith(".json"):  # a bare albert_config.json: random init
+        backbone = _albert_from_json(spec)
+        pre = vocab_preprocessor(cfg.vocab_file)
+        _check_vocab_size(backbone, pre, spec)
+        return Encoder(backbone, pre, False, f"ALBERT from {spec}, random init", sp_source(cfg.vocab_file))
+
+    if os.path.isdir(spec) and os.path.isfile(os.path.join(spec, "albert_config.json")):
+        backbone = _albert_from_json(os.path.join(spec, "albert_config.json"))
+        vocab_file = _find_vocab(spec, cfg.vocab_file)
+        if vocab_file is None:
+            raise EncoderError(f"{spec}: no vocab*.txt or *.model next to albert_config.json; pass --vocab-file")
+        pre = vocab_preprocessor(vocab_file)
+        _check_vocab_size(backbone, pre, spec)
+        ckpt = _find_checkpoint(spec)
+        if ckpt is None:
+            log.warning("%s: no checkpoint found; the ALBERT encoder starts from random weights", spec)
+            return Encoder(backbone, pre, False, f"ALBERT from {spec}, random init", sp_source(vocab_file))
+        port_albert_checkpoint(ckpt, backbone)
+        return Encoder(backbone, pre, True, f"Google ALBERT checkpoint {ckpt}", sp_source(vocab_file))
+
+    # keras-hub preset directory or handle, or a Hugging Face format directory.
+    if os.path.isdir(spec) or "://" in spec or not os.path.sep in spec:
+        try:
+            backbone = keras_hub.models.Backbone.from_preset(spec)
+            tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(spec)
+        except Exception as e:  # keras-hub raises many types here; name the spec and the cause
+            raise EncoderError(f"--encoder {spec}: keras-hub cannot load it as a preset or Hugging Face "
+                               f"directory ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        pre = TextPreprocessor(tokenizer, max_seq_length, **kw)
+        return Encoder(backbone, pre, True, f"{type(backbone).__name__} from preset {spec}")
+    raise EncoderError(f"--encoder {spec}: not found. Give a Google ALBERT folder, an albert_config.json, "
+                       "a keras-hub preset or a Hugging Face model directory")
+
+
+def _albert_from_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, json.JSONDecodeError) as e:
+        raise EncoderError(f"{path}: cannot read the ALBERT config ({e})") from None
+    try:
+        return albert_backbone_from_config(config, path)
+    except (CheckpointError, TypeError) as e:
+        raise EncoderError(str(e)) from None

@@ -1,0 +1,66 @@
+"""Heads: small layers from the encoder's outputs to per-label outputs.
+
+A head is all that differs between the sibling packages. It declares its options as a dataclass
+(`options`, whose fields become command-line flags), builds its layers, and says how its outputs
+become per-label logits (`logits`), scores (`scores`) and a training loss (`compute_loss`).
+Everything else (data, encoder, training, metrics, thresholds, export) is shared.
+
+Example:
+    >>> head = PooledHead(num_labels=3, dropout=0.1)
+    >>> out = head({"pooled_output": tf.zeros([2, 8]), "sequence_output": tf.zeros([2, 5, 8])},
+    ...            tf.ones([2, 5], "int32"))
+    >>> tuple(out.shape)
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+
+class Head(keras.layers.Layer):
+    """Base class: encoder outputs -> per-label outputs."""
+
+    @dataclass
+    class options:  # noqa: N801 - the options dataclass of a head; fields become CLI flags
+        pass
+
+    def __init__(self, num_labels: int, **options):
+        super().__init__(name=options.pop("name", "head"))
+        self.num_labels = int(num_labels)
+
+    def call(self, encoder_outputs: dict, padding_mask, training=None):
+        raise NotImplementedError
+
+    def logits(self, outputs):
+        """Per-label binary logits [batch, num_labels]: sigmoid(logits) is the label's probability."""
+        return outputs
+
+    def scores(self, outputs):
+        """Per-label probabilities [batch, num_labels]."""
+        return ops.sigmoid(self.logits(outputs))
+
+    def compute_loss(self, y_true, outputs, loss_fn):
+        """The training loss; `loss_fn(y_true, logits)` is the core's selected multi-label loss."""
+        return loss_fn(y_true, self.logits(outputs))
+
+
+class PooledHead(Head):
+    """The baseline: pooled [CLS] -> dropout -> Dense(num_labels) logits (sigmoid outside the loss)."""
+
+    @dataclass
+    class options:  # noqa: N801
+        dropout: float = 0.1
+
+    def __init__(self, num_labels: int, dropout: float = 0.1, **kw):
+        super().__init__(num_labels, **kw)
+        self.dropout = keras.layers.Dropout(dropout)
+        self.dense = keras.layers.Dense(
+            num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="logits")
+
+    def call(self, encoder_outputs, padding_mask, training=None):
+        h = encoder_outputs["pooled_output"]  # [batch, hidden]
+        return self.dense(self.dropout(h, training=training))  # logits: [batch, num_labels]

@@ -1,0 +1,91 @@
+"""Honest multi-label metrics, computed with scikit-learn on decisions after thresholds.
+
+`multilabel_metrics` returns micro, macro and samples precision/recall/F1, Hamming loss, subset
+accuracy, sample-averaged Jaccard, P@k on the scores, a per-label table with support, and the
+TF1 original's per-sample union-normalised P/R/F1 (docs/algorithms.md §1.9) so numbers can be set
+beside its README. Rows with no true and no predicted label count as a perfect match in samples F1
+and Jaccard (scikit-learn's zero_division=1).
+
+Example:
+    >>> y = np.array([[1, 0, 1], [0, 1, 0]])
+    >>> m = multilabel_metrics(y, scores=np.array([[.9, .2, .7], [.1, .4, .6]]),
+    ...                        decisions=np.array([[1, 0, 1], [0, 0, 1]]), label_names=["a", "b", "c"])
+    >>> round(m["micro_f1"], 4), m["subset_accuracy"]
+    (0.6667, 0.5)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def union_normalised_prf(y_true: np.ndarray, y_pred: np.ndarray) -> tuple:
+    """hellonlp's EvalMultiLabel: each sample's TP/FP/FN divided by |Y ∪ Ŷ|, summed, then P/R/F1."""
+    tp = fp = fn = 0.0
+    for t, p in zip(y_true.astype(bool), y_pred.astype(bool)):
+        union = np.sum(t | p)
+        if union == 0:
+            continue
+        tp += np.sum(t & p) / union
+        fp += np.sum(p & ~t) / union
+        fn += np.sum(t & ~p) / union
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
+def precision_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Mean over rows with at least one true label of (true labels among the k best scores) / k."""
+    rows = y_true.sum(axis=1) > 0
+    if not rows.any():
+        return 0.0
+    top = np.argsort(-scores[rows], axis=1, kind="stable")[:, :k]
+    return float(np.take_along_axis(y_true[rows], top, axis=1).sum(axis=1).mean() / k)
+
+
+def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) -> dict:
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(decisions).astype(int)
+    scores = np.asarray(scores, dtype=np.float64)
+    out: dict = {"num_examples": int(len(y_true))}
+    for avg in ("micro", "macro", "samples"):
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=avg, zero_division=1.0
+                                                         if avg == "samples" else 0.0)
+        out.update({f"{avg}_precision": float(p), f"{avg}_recall": float(r), f"{avg}_f1": float(f)})
+    out["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred))
+    out["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
+    out["jaccard_samples"] = float(skm.jaccard_score(y_true, y_pred, average="samples", zero_division=1.0))
+    for k in (1, 3, 5):
+        if k <= y_true.shape[1]:
+            out[f"precision_at_{k}"] = precision_at_k(y_true, scores, k)
+    p, r, f = union_normalised_prf(y_true, y_pred)
+    out.update({"hellonlp_precision": p, "hellonlp_recall": r, "hellonlp_f1": f})
+    lp, lr, lf, support = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0.0)
+    out["per_label"] = [
+        {"label": name, "precision": float(lp[i]), "recall": float(lr[i]), "f1": float(lf[i]),
+         "support": int(support[i]), "predicted": int(y_pred[:, i].sum()),
+         **({"threshold": float(thresholds[i])} if thresholds is not None else {})}
+        for i, name in enumerate(label_names)]
+    return out
+
+
+SUMMARY_KEYS = ("micro_f1", "macro_f1", "samples_f1", "micro_precision", "micro_recall", "jaccard_samples",
+                "hamming_loss", "subset_accuracy", "precision_at_1", "hellonlp_f1")
+
+
+def format_metrics(m: dict, title: str = "metrics") -> str:
+    """A plain-text table: the summary, then one line per label."""
+    lines = [f"{title} ({m['num_examples']} examples)"]
+    lines += [f"  {k:<18} {m[k]:.4f}" for k in SUMMARY_KEYS if k in m]
+    rows = m.get("per_label", [])
+    if rows:
+        width = max(12, max(len(r["label"]) for r in rows) + 2)
+        lines.append(f"  {'label':<{width}} {'prec':>6} {'rec':>6} {'f1':>6} {'support':>8} {'pred':>6}"
+                     + ("  thresh" if "threshold" in rows[0] else ""))
+        for r in rows:
+            lines.append(f"  {r['label']:<{width}} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} "
+                         f"{r['support']:8d} {r['predicted']:6d}"
+                         + (f"  {r['threshold']:6.2f}" if "threshold" in r else ""))
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""A run, end to end: read data, build the encoder and model, train, tune thresholds, evaluate,
+export; and a trained run folder loaded back for eval, predict and export.
+
+The run folder holds ``config.json``, ``labels.txt``, ``encoder.json`` and the vocabulary,
+``model.weights.h5`` (best dev micro-F1), ``checkpoints/`` (for ``--resume``), ``logs/``
+(TensorBoard), ``history.json``, ``thresholds.json``, ``dev_metrics.json``, ``metrics.json``
+(test) and ``export/<version>/``. Loading rebuilds the model from the JSON files and the weights
+file: no code or pickle is read from the folder.
+
+Example:
+    >>> from classifier_multi_label.heads import PooledHead
+    >>> cfg = parse_config(["--epochs", "1"], package="classifier_multi_label")  # doctest: +SKIP
+    >>> run = train(cfg, PooledHead)  # doctest: +SKIP
+    >>> run.predict(["制热很快，就是声音有点大"])  # doctest: +SKIP
+    [{'labels': ['制热效果', '噪音'], 'scores': {...}}]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+import keras
+import numpy as np
+
+from . import encoder as encoder_lib
+from .config import RunConfig
+from .data import DataError, Examples, LabelVocab, read_examples
+from .losses import make_loss
+from .metrics import format_metrics, multilabel_metrics
+from .model import MultiLabelClassifier
+from .pipeline import make_dataset, text_dataset
+from .serving import export_run
+from .thresholds import Thresholds, decide, tune_thresholds
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
+
+
+def demo_file(split: str) -> str:
+    """The bundled demo data (Chinese product reviews with aspect labels, hellonlp CSV)."""
+    return str(resources.files("classifier_multi_label") / "demo_data" / f"{split}.csv")
+
+
+@dataclass
+class Run:
+    """A trained model with everything needed to score raw text."""
+
+    dir: str
+    config: RunConfig
+    labels: LabelVocab
+    preprocessor: object  # TextPreprocessor
+    model: MultiLabelClassifier
+    thresholds: Thresholds
+
+    def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
+        """Per-label probabilities [len(texts), num_labels]."""
+        ds = text_dataset(texts, self.preprocessor, batch_size or self.config.data.batch_size)
+        return self.model.predict_scores(ds, jit_compile=self.config.train.jit_compile)
+
+    def decisions(self, scores) -> np.ndarray:
+        return decide(scores, self.thresholds.values, self.thresholds.at_least_one).numpy()
+
+    def predict(self, texts) -> list:
+        scores = self.scores(texts)
+        out = []
+        for row, dec in zip(scores, self.decisions(scores)):
+            chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
+            out.append({"labels": [self.labels.names[i] for i in chosen],
+                        "scores": {n: round(float(s), 6) for n, s in zip(self.labels.names, row)}})
+        return out
+
+    def evaluate(self, examples: Examples) -> dict:
+        self.labels.check(examples, fix="the model cannot score labels it was not trained on: "
+                                        "remove them, or retrain with them in --label-file")
+        scores = self.scores(examples.texts)
+        return multilabel_metrics(self.labels.multi_hot(examples.labels), scores, self.decisions(scores),
+                                  self.labels.names, self.thresholds.values)
+
+    def export(self, export_dir: str, version: int | None = None) -> str:
+        extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "labels.txt",
+                                                         "thresholds.json")}
+        return export_run(self, export_dir, version, extra_files=extra)
+
+
+def _read(path, cfg: RunConfig) -> Examples:
+    d = cfg.data
+    return read_examples(path, d.data_format, d.text_column, d.label_column, d.label_separator, d.encoding)
+
+
+def _write_json(path, obj):
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False)
+    os.replace(path + ".tmp", path)
+
+
+def _prepare_run_dir(cfg: RunConfig) -> str:
+    run_dir = cfg.output_dir or os.path.join("runs", cfg.package, time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg.train.resume:
+        raise FileExistsError(f"{run_dir} is not empty: pass --resume to continue that run, "
+                              "or another --output-dir")
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir
+
+
+def load_data(cfg: RunConfig):
+    """Train/dev/test examples and the label vocabulary, checked against each other."""
+    d = cfg.data
+    if d.train_file is None:
+        d.train_file, d.dev_file, d.test_file = demo_file("train"), demo_file("dev"), demo_file("test")
+        log.info("no --train-file: using the bundled demo data (%s)", os.path.dirname(d.train_file))
+    train = _read(d.train_file, cfg)
+    if d.label_file:
+        labels = LabelVocab.load(d.label_file)
+        labels.check(train, fix=f"add the label to {d.label_file}, or fix the row")
+    else:
+        labels = LabelVocab.from_examples(train)
+    if d.dev_file:
+        dev = _read(d.dev_file, cfg)
+    else:
+        rng = np.random.default_rng(cfg.train.seed)
+        order = rng.permutation(len(train))
+        n_dev = max(1, int(round(d.dev_fraction * len(train))))
+        dev, train = train.subset(sorted(order[:n_dev])), train.subset(sorted(order[n_dev:]))
+        log.info("no --dev-file: holding out %d of the training rows (--dev-fraction %.2f, seed %d) for early "
+                 "stopping and thresholds", n_dev, d.dev_fraction, cfg.train.seed)
+    fix = ("every dev/test label must occur in training or in --label-file: add it to --label-file, "
+           "or remove the rows")
+    labels.check(dev, fix)
+    test = _read(d.test_file, cfg) if d.test_file else None
+    if test is not None:
+        labels.check(test, fix)
+    return train, dev, test, labels
+
+
+def _head(head_cls, cfg: RunConfig, num_labels: int):
+    return head_cls(num_labels, **cfg.head)
+
+
+def train(cfg: RunConfig, head_cls) -> Run:
+    """Trains, tunes thresholds on dev, evaluates on test, exports. Returns the loaded run."""
+    run_dir = _prepare_run_dir(cfg)
+    resuming = cfg.train.resume and os.path.exists(os.path.join(run_dir, "encoder.json"))
+    if resuming:  # continue exactly the run that was started: its saved config wins
+        cfg = RunConfig.load(os.path.join(run_dir, "config.json"))
+        cfg.train.resume = True
+        log.info("--resume: continuing %s with its config.json", run_dir)
+    keras.utils.set_random_seed(cfg.train.seed)
+    train_ex, dev_ex, test_ex, labels = load_data(cfg)
+    d = cfg.data
+    if resuming:
+        backbone = encoder_lib.backbone_from_run(run_dir)
+        pre = encoder_lib.preprocessor_from_run(run_dir, d.max_seq_length, d.pad_to_multiple_of)
+        pretrained = None  # the learning rate was resolved when the run started
+    else:
+        enc = encoder_lib.load_encoder(cfg.encoder, d.max_seq_length, train_ex.texts, d.pad_to_multiple_of)
+        enc.save(run_dir)
+        backbone, pre, pretrained = enc.backbone, enc.preprocessor, enc.pretrained
+        log.info("encoder: %s", enc.description)
+    if cfg.train.learning_rate is None:
+        cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
+    labels.save(os.path.join(run_dir, "labels.txt"))
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
+        fh.write(cfg.to_json())
+
+    model = MultiLabelClassifier(backbone, _head(head_cls, cfg, len(labels)))
+    y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
+    t = cfg.train
+    loss_fn = make_loss(t.loss, y_train.sum(0), len(y_train), t.focal_gamma, t.focal_alpha, t.asl_gamma_pos,
+                        t.asl_gamma_neg, t.asl_clip, t.cb_beta, t.pos_weight_max)
+    steps = -(-len(train_ex) // d.batch_size)
+    log.info("training on %d examples (%d steps/epoch), dev %d, test %d, %d labels, lr %g, loss %s",
+             len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(labels),
+             t.learning_rate, t.loss)
+    trainer = Trainer(model, loss_fn, t, steps, t.learning_rate)
+    trainer.fit(lambda epoch: make_dataset(train_ex.texts, y_train, pre, d.batch_size, shuffle=True,
+                                           seed=t.seed, epoch=epoch),
+                text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume)
+
+    th = cfg.thresholds
+    dev_scores = model.predict_scores(text_dataset(dev_ex.texts, pre, d.batch_size), jit_compile=t.jit_compile)
+    thresholds = tune_thresholds(y_dev, dev_scores, th.threshold_strategy, th.threshold, th.min_dev_positives,
+                                 th.at_least_one)
+    thresholds.save(os.path.join(run_dir, "thresholds.json"), labels.names)
+    run = Run(run_dir, cfg, labels, pre, model, thresholds)
+    dev_metrics = multilabel_metrics(y_dev, dev_scores, run.decisions(dev_scores), labels.names, thresholds.values)
+    _write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
+    print(format_metrics(dev_metrics, "dev (thresholds tuned here)"), flush=True)
+    if test_ex is not None:
+        test_metrics = run.evaluate(test_ex)
+        _write_json(os.path.join(run_dir, "metrics.json"), {"split": "test", "file": d.test_file, **test_metrics})
+        print(format_metrics(test_metrics, f"test: {d.test_file}"), flush=True)
+    else:
+        log.warning("no --test-file: metrics.json is not written (dev metrics are in dev_metrics.json)")
+    if t.export:
+        print(f"exported {run.export(os.path.join(run_dir, 'export'))}", flush=True)
+    print(f"run folder: {run_dir}", flush=True)
+    return run
+
+
+def load_run(run_dir: str, head_cls, package: str) -> Run:
+    """Rebuilds a trained run from its folder (JSON + weights only; no code is loaded from it)."""
+    cfg_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise FileNotFoundError(f"{run_dir}: no config.json; is this a run folder (--model-dir)?")
+    cfg = RunConfig.load(cfg_path)
+    if cfg.package != package:
+        raise ValueError(f"{run_dir} was trained by {cfg.package}; use {cfg.package}/<script>.py with it, "
+                         f"not {package}")
+    labels = LabelVocab.load(os.path.join(run_dir, "labels.txt"))
+    weights = os.path.join(run_dir, "model.weights.h5")
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"{weights} is missing: the run did not finish its first epoch "
+                                "(continue it with train.py --output-dir <it> --resume)")
+    pre = encoder_lib.preprocessor_from_run(run_dir, cfg.data.max_seq_length, cfg.data.pad_to_multiple_of)
+    model = MultiLabelClassifier(encoder_lib.backbone_from_run(run_dir), _head(head_cls, cfg, len(labels)))
+    try:
+        model.load_weights(weights)
+    except Exception as e:  # h5py/keras raise several types for a damaged file
+        raise ValueError(f"{weights}: cannot load the weights ({type(e).__name__}: {e}); the file is damaged "
+                         "or from another model. Retrain, or resume from checkpoints/") from None
+    thresholds = Thresholds.load(os.path.join(run_dir, "thresholds.json"), labels.names)
+    return Run(run_dir, cfg, labels, pre, model, thresholds)
+

@@ -1,0 +1,113 @@
+"""Decision thresholds: tuned on dev, saved in the run folder, applied by eval, predict and export.
+
+Strategies (``--threshold-strategy``):
+
+- ``fixed``: every label uses ``--threshold`` (0.5 by default).
+- ``global``: one threshold for all labels, the one with the best dev micro-F1.
+- ``per_label``: each label gets the threshold with its best dev F1, if it has at least
+  ``--min-dev-positives`` positives on dev; other labels keep the global one (too few positives
+  make a tuned threshold noise).
+
+``--at-least-one`` predicts the best-scoring label for a text whose scores pass no threshold.
+
+`decide` is written with TensorFlow ops so the exported graph applies the very same rule.
+
+Example:
+    >>> decide(np.array([[0.3, 0.2]], "float32"), np.array([0.5, 0.5], "float32"), at_least_one=True).numpy()
+    array([[1, 0]], dtype=int32)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+@dataclass
+class Thresholds:
+    values: np.ndarray  # [num_labels]
+    at_least_one: bool
+    strategy: str
+    global_threshold: float
+
+    def save(self, path, label_names):
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"strategy": self.strategy, "global_threshold": self.global_threshold,
+                       "at_least_one": self.at_least_one,
+                       "thresholds": {n: float(v) for n, v in zip(label_names, self.values)}},
+                      fh, indent=2, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path, label_names) -> "Thresholds":
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+        missing = [n for n in label_names if n not in d["thresholds"]]
+        if missing:
+            raise ValueError(f"{path}: no threshold for labels {missing}: the file does not match labels.txt")
+        return cls(np.array([d["thresholds"][n] for n in label_names], dtype=np.float32),
+                   bool(d["at_least_one"]), d["strategy"], float(d["global_threshold"]))
+
+
+def decide(scores, thresholds, at_least_one: bool):
+    """scores [batch, labels], thresholds [labels] -> 0/1 decisions [batch, labels] int32."""
+    scores = tf.convert_to_tensor(scores, tf.float32)
+    decisions = tf.cast(scores >= tf.cast(thresholds, tf.float32), tf.int32)
+    if at_least_one:
+        top = tf.one_hot(tf.argmax(scores, axis=-1), tf.shape(scores)[-1], dtype=tf.int32)  # [batch, labels]
+        none = tf.reduce_sum(decisions, axis=-1, keepdims=True) == 0  # [batch, 1]
+        decisions = tf.where(none, top, decisions)
+    return decisions
+
+
+def _counts(y, scores):
+    """tp, fp, fn per grid threshold and label: [len(GRID), labels] each."""
+    y = y.astype(bool)
+    tp, fp, fn = (np.zeros((len(GRID), y.shape[1])) for _ in range(3))
+    for i, t in enumerate(GRID):
+        pred = scores >= t  # [n, labels]
+        tp[i], fp[i], fn[i] = (pred & y).sum(0), (pred & ~y).sum(0), (~pred & y).sum(0)
+    return tp, fp, fn
+
+
+def _f1(tp, fp, fn):
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def _pick(f1_curve) -> float:
+    # Among equally good thresholds, prefer the one nearest 0.5 (the least tuned).
+    best = np.isclose(f1_curve, f1_curve.max())
+    return float(min(GRID[best], key=lambda t: abs(t - 0.5)))
+
+
+def tune_thresholds(y_dev, dev_scores, strategy: str, default: float = 0.5, min_positives: int = 5,
+                    at_least_one: bool = False) -> Thresholds:
+    y_dev, dev_scores = np.asarray(y_dev).astype(int), np.asarray(dev_scores)
+    num_labels = y_dev.shape[1]
+    if strategy == "fixed":
+        return Thresholds(np.full(num_labels, default, np.float32), at_least_one, strategy, default)
+    if strategy not in ("global", "per_label"):
+        raise ValueError(f"unknown threshold strategy {strategy!r}: use fixed, global or per_label")
+    tp, fp, fn = _counts(y_dev, dev_scores)
+    global_t = _pick(_f1(tp.sum(1), fp.sum(1), fn.sum(1)))  # best micro-F1
+    values = np.full(num_labels, global_t, np.float32)
+    if strategy == "per_label":
+        per_label_f1 = _f1(tp, fp, fn)  # [grid, labels]
+        tuned = 0
+        for c in range(num_labels):
+            if y_dev[:, c].sum() >= min_positives:
+                values[c] = _pick(per_label_f1[:, c])
+                tuned += 1
+        log.info("thresholds: tuned %d of %d labels on dev; the other %d use the global %.2f",
+                 tuned, num_labels, num_labels - tuned, global_t)
+    else:
+        log.info("thresholds: global %.2f (best dev micro-F1)", global_t)
+    return Thresholds(values, at_least_one, strategy, global_t)

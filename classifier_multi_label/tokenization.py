@@ -1,0 +1,119 @@
+"""Text -> token ids, inside the graph: keras-hub tokenizers plus `[CLS] ... [SEP]` packing.
+
+`TextPreprocessor` is one Keras layer used in three places: the `tf.data` pipeline, the model's
+exported serving function and `predict`, so training and serving tokenize identically.
+
+Batches are padded dynamically: to the longest text in the batch, rounded up to a multiple of
+`pad_to_multiple_of` (so a run sees a handful of shapes and compiled steps are reused) and capped
+at `sequence_length`.
+
+Example:
+    >>> pre = TextPreprocessor.from_vocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好"],
+    ...                                        sequence_length=8, pad_to_multiple_of=4)
+    >>> x = pre(tf.constant(["好好", ""]))
+    >>> x["token_ids"].numpy().tolist()
+    [[2, 5, 5, 3], [2, 3, 0, 0]]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_CANDIDATES = {  # WordPiece spelling first, then SentencePiece spellings
+    "cls": ("[CLS]", "<cls>", "<s>"),
+    "sep": ("[SEP]", "<sep>", "</s>"),
+    "pad": ("[PAD]", "<pad>"),
+}
+
+
+def _special_id(tokenizer, kind: str) -> int:
+    vocab = set(tokenizer.get_vocabulary())
+    for tok in _CANDIDATES[kind]:
+        if tok in vocab:
+            return int(tokenizer.token_to_id(tok))
+    raise ValueError(f"the vocabulary has no {kind} token (looked for {', '.join(_CANDIDATES[kind])})")
+
+
+class TextPreprocessor(keras.layers.Layer):
+    """Raw strings [batch] -> {"token_ids", "segment_ids", "padding_mask"}: [batch, length] int32."""
+
+    def __init__(self, tokenizer, sequence_length: int, pad_to_multiple_of: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.sequence_length = int(sequence_length)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
+        self.cls_id = _special_id(tokenizer, "cls")
+        self.sep_id = _special_id(tokenizer, "sep")
+        self.pad_id = _special_id(tokenizer, "pad")
+        self.packer = keras_hub.layers.StartEndPacker(
+            sequence_length=self.sequence_length, start_value=self.cls_id, end_value=self.sep_id,
+            pad_value=self.pad_id, return_padding_mask=True)
+
+    @classmethod
+    def from_vocabulary(cls, vocabulary, sequence_length: int, lowercase: bool = True, **kwargs):
+        tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary, lowercase=lowercase, strip_accents=lowercase, split_on_cjk=True,
+            oov_token="[UNK]")
+        return cls(tokenizer, sequence_length, **kwargs)
+
+    @classmethod
+    def from_file(cls, vocab_file: str, sequence_length: int, lowercase: bool = True, **kwargs):
+        """`vocab.txt` (WordPiece, one token per line) or `*.model` (SentencePiece)."""
+        if vocab_file.endswith(".model"):
+            tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=vocab_file)
+            return cls(tokenizer, sequence_length, **kwargs)
+        with open(vocab_file, encoding="utf-8") as fh:
+            vocabulary = [line.rstrip("\n") for line in fh if line.rstrip("\n")]
+        return cls.from_vocabulary(vocabulary, sequence_length, lowercase=lowercase, **kwargs)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.tokenizer.vocabulary_size())
+
+    def save_vocabulary(self, run_dir: str, source_file: str | None = None) -> str:
+        """Writes the vocabulary into the run folder; returns the file name written."""
+        if isinstance(self.tokenizer, keras_hub.tokenizers.SentencePieceTokenizer):
+            name = "spm.model"
+            if source_file:
+                shutil.copyfile(source_file, os.path.join(run_dir, name))
+            else:
+                with open(os.path.join(run_dir, name), "wb") as fh:
+                    fh.write(self.tokenizer.proto)
+            return name
+        with open(os.path.join(run_dir, "vocab.txt"), "w", encoding="utf-8") as fh:
+            fh.write("\n".join(self.tokenizer.get_vocabulary()) + "\n")
+        return "vocab.txt"
+
+    def call(self, texts):
+        # texts: [batch] string
+        token_ids, padding_mask = self.packer(self.tokenizer(texts))  # [batch, sequence_length]
+        # Dynamic padding: keep the longest row, rounded up to a multiple (few distinct shapes).
+        longest = tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1))
+        m = self.pad_to_multiple_of
+        length = tf.minimum((tf.maximum(longest, 1) + m - 1) // m * m, self.sequence_length)
+        token_ids = tf.cast(token_ids[:, :length], tf.int32)  # [batch, length]
+        padding_mask = tf.cast(padding_mask[:, :length], tf.int32)
+        return {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": padding_mask}
+
+
+def build_vocabulary(texts, vocabulary_size: int, lowercase: bool = True) -> list:
+    """A WordPiece vocabulary learned from `texts`; CJK characters are single tokens.
+
+    Every character seen in training gets an entry (CJK characters are split one per token before
+    WordPiece), so Chinese text has no [UNK] on characters seen in training.
+    """
+    data = tf.data.Dataset.from_tensor_slices(list(texts)).batch(1024)
+    vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        data, vocabulary_size=vocabulary_size, lowercase=lowercase, strip_accents=lowercase,
+        split_on_cjk=True, reserved_tokens=SPECIAL_TOKENS)
+    log.info("built a WordPiece vocabulary of %d tokens from %d training texts", len(vocab), len(texts))
+    return list(vocab)

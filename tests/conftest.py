@@ -1,0 +1,60 @@
+"""Shared test helpers: tiny data files, tiny model flags, subprocess runners."""
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# A model small enough that a subprocess trains, evaluates and exports in seconds.
+TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--num-heads", "2",
+        "--intermediate-dim", "32", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
+        "--epochs", "2", "--learning-rate", "1e-3"]
+
+REVIEWS = [  # (text, labels): a small hellonlp-style set
+    ("制热很快，房间很暖和", ["制热"]), ("声音很大，晚上睡不着", ["噪音"]), ("外观漂亮，颜值高", ["外观"]),
+    ("制热快，声音也小", ["制热", "噪音"]), ("价格便宜，外观好看", ["价格", "外观"]), ("还没用", []),
+    ("很贵，不值", ["价格"]), ("加热慢，噪音大", ["制热", "噪音"]), ("好看又便宜", ["外观", "价格"]),
+    ("收到了", []), ("暖和，安静", ["制热", "噪音"]), ("样子丑", ["外观"]),
+]
+
+
+def write_hellonlp(path, rows, bom=False, crlf=False, none_marker="|"):
+    nl = "\r\n" if crlf else "\n"
+    lines = ["content,label"] + [f"{t},{'/'.join(ls) if ls else none_marker}" for t, ls in rows]
+    data = nl.join(lines) + nl
+    with open(path, "wb") as fh:
+        fh.write((b"\xef\xbb\xbf" if bom else b"") + data.encode("utf-8"))
+    return str(path)
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as fh:
+        for t, ls in rows:
+            fh.write(json.dumps({"text": t, "labels": ls}, ensure_ascii=False) + "\n")
+    return str(path)
+
+
+def run_script(script, *args, timeout=600, cwd=None, input=None):
+    """Runs `python <script> args...` the way a user would; returns the CompletedProcess."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd or ROOT, env=env, input=input)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """train/dev/test hellonlp CSVs of the small review set (train repeated for some signal)."""
+    train = write_hellonlp(tmp_path / "train.csv", REVIEWS * 3)
+    dev = write_hellonlp(tmp_path / "dev.csv", REVIEWS)
+    test = write_hellonlp(tmp_path / "test.csv", REVIEWS)
+    return {"train": train, "dev": dev, "test": test, "dir": tmp_path}

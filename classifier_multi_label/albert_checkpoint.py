@@ -152,7 +152,11 @@ def port_albert_checkpoint(ckpt_path: str, backbone) -> dict:
         if name not in shapes:
             unset.append(f"{variable.path} (expected checkpoint variable {name})")
             continue
-        value = reader.get_tensor(name)
+        try:
+            value = reader.get_tensor(name)
+        except (tf.errors.OpError, RuntimeError, ValueError, IndexError) as e:  # IndexError: truncated file
+            raise CheckpointError(f"{ckpt_path}: cannot read {name} ({str(e).splitlines()[0]}); the checkpoint "
+                                  "files are damaged or incomplete: download them again") from None
         if reshape is not None:
             try:
                 value = reshape(value)

@@ -1,0 +1,114 @@
+"""Losses against their formulas, metrics against hand computation, threshold tuning."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from classifier_multi_label import losses as L
+from classifier_multi_label.metrics import multilabel_metrics, precision_at_k, union_normalised_prf
+from classifier_multi_label.thresholds import decide, tune_thresholds
+
+Y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
+Z = np.array([[2.0, -1.0, 0.5], [0.3, -2.0, -0.7]], np.float32)
+P = 1 / (1 + np.exp(-Z))
+
+
+def t(x):
+    return tf.constant(x)
+
+
+def test_bce_matches_formula():
+    ref = -(Y * np.log(P) + (1 - Y) * np.log(1 - P)).mean()
+    assert float(L.make_loss("bce", [1, 1, 2], 2)(t(Y), t(Z))) == pytest.approx(ref, rel=1e-5)
+
+
+def test_focal_matches_formula():
+    pt = np.where(Y == 1, P, 1 - P)
+    ref = (-(1 - pt) ** 2 * np.log(pt)).mean()
+    assert float(L.focal(t(Y), t(Z), gamma=2.0)) == pytest.approx(ref, rel=1e-5)
+    alpha_t = np.where(Y == 1, 0.25, 0.75)
+    assert float(L.focal(t(Y), t(Z), 2.0, 0.25)) == pytest.approx((alpha_t * -(1 - pt) ** 2 * np.log(pt)).mean(),
+                                                                  rel=1e-5)
+    # gamma 0, no alpha: plain BCE
+    assert float(L.focal(t(Y), t(Z), 0.0)) == pytest.approx(float(L.bce(t(Y), t(Z))), rel=1e-6)
+
+
+def test_asl_matches_formula():
+    pm = np.maximum(P - 0.05, 0)
+    ref = -(Y * (1 - P) ** 1 * np.log(P) + (1 - Y) * pm ** 4 * np.log(1 - pm)).mean()
+    assert float(L.asl(t(Y), t(Z), gamma_pos=1.0, gamma_neg=4.0, clip=0.05)) == pytest.approx(ref, rel=1e-5)
+
+
+def test_class_balanced_weights_follow_effective_number():
+    counts, beta = np.array([100, 10, 1]), 0.99
+    w = L.class_balanced_weights(counts, beta)
+    raw = (1 - beta) / (1 - beta ** counts)
+    np.testing.assert_allclose(w, raw / raw.sum() * 3, rtol=1e-6)
+    assert w.sum() == pytest.approx(3) and w[2] > w[1] > w[0]
+    loss = L.make_loss("class_balanced", counts[:3], 200, cb_beta=beta)
+    terms = -(Y * np.log(P) + (1 - Y) * np.log(1 - P))
+    assert float(loss(t(Y), t(Z))) == pytest.approx((terms * w).mean(), rel=1e-5)
+
+
+def test_pos_weight_matches_torch_semantics():
+    counts, n = np.array([1, 4, 2]), 10
+    pw = np.minimum((n - counts) / counts, 50)
+    ref = -(pw * Y * np.log(P) + (1 - Y) * np.log(1 - P)).mean()
+    assert float(L.make_loss("pos_weight", counts, n)(t(Y), t(Z))) == pytest.approx(ref, rel=1e-5)
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError, match="choose one of"):
+        L.make_loss("hinge", [1], 1)
+
+
+def test_hellonlp_metric_on_its_own_example():
+    # algorithms.md §1.9: [['a','b','c'],['a','f','c','h']] vs [['a','d'],['a','d']] -> P .5, R .2903, F1 .3673
+    names = list("abcdfh")
+    def hot(sets):
+        return np.array([[n in s for n in names] for s in sets], int)
+    p, r, f = union_normalised_prf(hot([["a", "b", "c"], ["a", "f", "c", "h"]]), hot([["a", "d"], ["a", "d"]]))
+    assert (round(p, 4), round(r, 4), round(f, 4)) == (0.5, 0.2903, 0.3673)
+
+
+def test_metrics_by_hand():
+    y = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]])
+    pred = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]])
+    scores = np.array([[.9, .1, .4], [.2, .8, .7], [.1, .2, .3]])
+    m = multilabel_metrics(y, scores, pred, ["a", "b", "c"])
+    # micro: tp 2, fp 1, fn 1
+    assert m["micro_precision"] == pytest.approx(2 / 3) and m["micro_recall"] == pytest.approx(2 / 3)
+    assert m["hamming_loss"] == pytest.approx(2 / 9)
+    assert m["subset_accuracy"] == pytest.approx(1 / 3)
+    # Jaccard per row: 1/2, 1/2, and 1 for the empty/empty row
+    assert m["jaccard_samples"] == pytest.approx((0.5 + 0.5 + 1) / 3)
+    assert m["macro_f1"] == pytest.approx((1 + 1 + 0) / 3)  # a: perfect, b: perfect, c: one fp and one fn
+    assert m["precision_at_1"] == pytest.approx(1.0)  # top label of rows 1-2 is true; row 3 has none
+    assert [r["support"] for r in m["per_label"]] == [1, 1, 1]
+
+
+def test_precision_at_k():
+    y = np.array([[1, 0, 1, 0]])
+    assert precision_at_k(y, np.array([[.9, .8, .7, .1]]), 2) == pytest.approx(0.5)
+
+
+def test_thresholds_per_label_global_and_fallback():
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 3), int)
+    y[:100, 0] = 1
+    y[:40, 1] = 1
+    y[:2, 2] = 1  # too few positives for its own threshold
+    scores = np.where(y == 1, 0.35, 0.2) + rng.uniform(-0.02, 0.02, y.shape)
+    scores[:, 1] = np.where(y[:, 1] == 1, 0.75, 0.6) + rng.uniform(-0.02, 0.02, 200)
+    th = tune_thresholds(y, scores, "per_label", min_positives=5)
+    assert 0.21 < th.values[0] <= 0.33
+    assert 0.61 < th.values[1] <= 0.73
+    assert th.values[2] == th.global_threshold
+    fixed = tune_thresholds(y, scores, "fixed", default=0.4)
+    np.testing.assert_allclose(fixed.values, [0.4] * 3)
+
+
+def test_decide_and_at_least_one():
+    s = np.array([[0.2, 0.4], [0.9, 0.1]], np.float32)
+    np.testing.assert_array_equal(decide(s, np.array([0.5, 0.5]), False).numpy(), [[0, 0], [1, 0]])
+    np.testing.assert_array_equal(decide(s, np.array([0.5, 0.5]), True).numpy(), [[0, 1], [1, 0]])

@@ -1,0 +1,58 @@
+"""Tokenization inside the graph, the vocabulary builder, and typed configuration."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from classifier_multi_label.config import RunConfig, parse_config
+from classifier_multi_label.heads import PooledHead
+from classifier_multi_label.tokenization import TextPreprocessor, build_vocabulary
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "用", "hello", "##s", "a"]
+
+
+def test_packing_dynamic_padding_and_truncation():
+    pre = TextPreprocessor.from_vocabulary(VOCAB, sequence_length=8, pad_to_multiple_of=4)
+    x = pre(tf.constant(["好用", "", "Hellos 好"]))
+    ids = x["token_ids"].numpy()
+    assert ids.shape == (3, 8)  # longest row has 5 tokens -> rounded up to 8
+    assert ids[0].tolist() == [2, 5, 6, 3, 0, 0, 0, 0]
+    assert ids[1].tolist()[:2] == [2, 3]  # an empty text is [CLS] [SEP]
+    assert ids[2].tolist()[:5] == [2, 7, 8, 5, 3]  # lower-cased WordPiece
+    np.testing.assert_array_equal(x["padding_mask"].numpy().sum(1), [4, 2, 5])
+    long = pre(tf.constant(["好" * 1000]))
+    assert long["token_ids"].shape == (1, 8) and long["token_ids"].numpy()[0, -1] == 3  # truncated, ends [SEP]
+    short = pre(tf.constant(["好"]))
+    assert short["token_ids"].shape == (1, 4)
+
+
+def test_vocabulary_builder_keeps_chinese_characters_whole():
+    vocab = build_vocabulary(["制热很快", "声音很大", "hello world hello"], vocabulary_size=100)
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    for ch in "制热很快声音大":
+        assert ch in vocab
+    pre = TextPreprocessor.from_vocabulary(vocab, sequence_length=16)
+    ids = pre(tf.constant(["很快"]))["token_ids"].numpy()[0]
+    assert 1 not in ids  # no [UNK]
+
+
+def test_flags_override_config_file(tmp_path):
+    cfg = RunConfig()
+    cfg.train.epochs = 7
+    cfg.data.batch_size = 4
+    path = tmp_path / "c.json"
+    path.write_text(cfg.to_json())
+    out = parse_config(["--config", str(path), "--epochs", "3", "--no-jit-compile", "--dropout", "0.3"],
+                       "classifier_multi_label", PooledHead.options)
+    assert out.train.epochs == 3 and out.data.batch_size == 4 and out.train.jit_compile is False
+    assert out.head == {"dropout": 0.3}
+    assert RunConfig.from_dict(json.loads(out.to_json())) == out  # JSON round trip
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"train": {"epoch": 3}}))
+    with pytest.raises(ValueError, match="unknown keys in 'train'"):
+        parse_config(["--config", str(path)], "classifier_multi_label")

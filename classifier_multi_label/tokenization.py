@@ -57,6 +57,7 @@ class TextPreprocessor(keras.layers.Layer):
         self.packer = keras_hub.layers.StartEndPacker(
             sequence_length=self.sequence_length, start_value=self.cls_id, end_value=self.sep_id,
             pad_value=self.pad_id, return_padding_mask=True)
+        self.built = True  # no weights of its own; export requires built layers
 
     @classmethod
     def from_vocabulary(cls, vocabulary, sequence_length: int, lowercase: bool = True, **kwargs):

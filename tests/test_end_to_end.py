@@ -1,0 +1,138 @@
+"""The literal commands a user runs, on a hellonlp-format file as the original's users have them,
+and the exported SavedModel in a clean process that imports only tensorflow and tensorflow_text."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
+
+SERVE = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops, as TF Serving has them)
+model = tf.saved_model.load(sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+out = model.signatures["serving_default"](text=tf.constant(texts))
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub"})
+print(json.dumps({"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
+                  "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
+                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded}))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    train = write_hellonlp(d / "train.csv", REVIEWS * 4, bom=True, crlf=True)  # as exported by Excel
+    test = write_hellonlp(d / "test.csv", REVIEWS, bom=True, crlf=True)
+    run_dir = d / "run"
+    proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--test-file", test,
+                      "--output-dir", run_dir, *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"dir": d, "run": run_dir, "train": train, "test": test, "proc": proc}
+
+
+def test_train_writes_the_run_folder(trained):
+    run = trained["run"]
+    for name in ("config.json", "labels.txt", "vocab.txt", "encoder.json", "model.weights.h5", "thresholds.json",
+                 "metrics.json", "dev_metrics.json", "history.json", "export/1/saved_model.pb"):
+        assert (run / name).exists(), name
+    assert list((run / "logs" / "train").iterdir()), "no TensorBoard events"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy", "jaccard_samples",
+                "hellonlp_f1", "per_label"):
+        assert key in metrics
+    assert metrics["num_examples"] == len(REVIEWS)
+    assert (run / "labels.txt").read_text(encoding="utf-8").split() == ["价格", "制热", "噪音", "外观"]
+    err = trained["proc"].stderr
+    assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent
+    assert "test:" in trained["proc"].stdout and "micro_f1" in trained["proc"].stdout
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_eval_predict_export_commands(trained):
+    run, test = trained["run"], trained["test"]
+    proc = run_script("classifier_multi_label/eval.py", "--model-dir", run, "--test-file", test,
+                      "--output", trained["dir"] / "eval.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluated = json.loads((trained["dir"] / "eval.json").read_text())
+    assert evaluated["micro_f1"] == pytest.approx(json.loads((run / "metrics.json").read_text())["micro_f1"])
+
+    proc = run_script("classifier_multi_label/predict.py", "--model-dir", run, input="制热很快\n声音很大\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["制热很快", "声音很大"]
+    assert set(rows[0]["scores"]) == {"价格", "制热", "噪音", "外观"}
+    assert all(set(r["labels"]) <= set(r["scores"]) for r in rows)
+
+    proc = run_script("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith(os.path.join("export", "2"))  # versions auto-increment
+    assert not [d for d in os.listdir(run / "export") if d.startswith(".tmp")]  # nothing half-written left
+    proc = run_script("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
+                      "--version", "2")
+    assert proc.returncode == 2 and "immutable" in proc.stderr
+
+
+def test_export_parity_in_a_clean_process(trained, tmp_path):
+    from classifier_multi_label import PooledHead, load_run
+
+    texts = ["制热很快，声音也小", "", "好看又便宜" * 3, "x" * 100_000, "🔥 emoji 和 English mixed\t\n"]
+    run = load_run(str(trained["run"]), PooledHead, "classifier_multi_label")
+    expected = run.scores(texts)
+    path = tmp_path / "texts.json"
+    path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", SERVE, str(trained["run"] / "export" / "1"), str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["loaded"] == []  # neither this project nor keras-hub was needed
+    np.testing.assert_allclose(np.array(served["scores"]), expected, atol=1e-5)
+    decisions = np.array(served["decisions"])
+    np.testing.assert_array_equal(decisions, run.decisions(expected))
+    for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
+        chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
+        assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
+
+
+def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("content,label\n好,价格\n坏,质量,多余\n", encoding="utf-8")
+    proc = run_script("classifier_multi_label/train.py", "--train-file", bad, "--output-dir", tmp_path / "r", *TINY)
+    assert proc.returncode == 2
+    assert "bad.csv:3" in proc.stderr and "fix:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_folder_of_another_package_is_refused(trained, tmp_path):
+    from classifier_multi_label import PooledHead, load_run
+
+    with pytest.raises(ValueError, match="was trained by classifier_multi_label; use"):
+        load_run(str(trained["run"]), PooledHead, "classifier_multi_label_textcnn")
+
+
+def test_layering_core_imports_no_sibling():
+    import ast
+
+    packages = ["classifier_multi_label", "classifier_multi_label_textcnn", "classifier_multi_label_denses",
+                "classifier_multi_label_seq2seq", "contrib"]
+    bad = []
+    for pkg in packages:
+        for dirpath, _, files in os.walk(os.path.join(ROOT, pkg)):
+            for f in files:
+                if not f.endswith(".py"):
+                    continue
+                tree = ast.parse(open(os.path.join(dirpath, f), encoding="utf-8").read())
+                for node in ast.walk(tree):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                        [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                    for name in names:
+                        top = name.split(".")[0]
+                        if top in packages and top != pkg and (pkg == "classifier_multi_label" or
+                                                               top != "classifier_multi_label"):
+                            bad.append(f"{dirpath}/{f} imports {name}")
+    assert bad == []

@@ -137,8 +137,13 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
                        f"{cfg.hidden_dim}, vocabulary {pre.vocabulary_size})", sp_source(cfg.vocab_file))
 
     if os.path.isfile(spec) and spec.endswith(".json"):  # a bare albert_config.json: random init
-        backbone = _albert_from_json(spec)
         pre = vocab_preprocessor(cfg.vocab_file)
+        overrides = {}
+        if not cfg.vocab_file:  # the vocabulary was built from the data: its size wins
+            overrides["vocab_size"] = pre.vocabulary_size
+            log.info("%s: vocab_size set to %d, the size of the vocabulary built from training texts",
+                     spec, pre.vocabulary_size)
+        backbone = _albert_from_json(spec, overrides)
         _check_vocab_size(backbone, pre, spec)
         return Encoder(backbone, pre, False, f"ALBERT from {spec}, random init", sp_source(cfg.vocab_file))
 
@@ -170,10 +175,10 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
                        "a keras-hub preset or a Hugging Face model directory")
 
 
-def _albert_from_json(path: str):
+def _albert_from_json(path: str, overrides: dict | None = None):
     try:
         with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
+            config = {**json.load(fh), **(overrides or {})}
     except (OSError, json.JSONDecodeError) as e:
         raise EncoderError(f"{path}: cannot read the ALBERT config ({e})") from None
     try:

@@ -4,8 +4,8 @@ Tokenization runs inside the pipeline on whole batches (a batch of strings throu
 tokenizer is an order of magnitude faster than one string at a time), in parallel with training,
 and the batch is padded only to its longest text (rounded up, see `TextPreprocessor`).
 
-Shuffling is seeded per epoch (`seed + epoch`), so a resumed run sees the same order as an
-uninterrupted one.
+Training batches are length-bucketed and shuffled with a seed per epoch (`epoch_order`), so a
+resumed run sees the same order as an uninterrupted one.
 
 Example:
     >>> ds = make_dataset(["好", "不好"], np.zeros((2, 3), "float32"), preprocessor, batch_size=2)  # doctest: +SKIP
@@ -18,14 +18,33 @@ import numpy as np
 import tensorflow as tf
 
 
+def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int = 50) -> np.ndarray:
+    """A seeded shuffle with length bucketing: within pools of `pool_batches` batches, examples are
+    sorted by length and cut into batches; the batches are then shuffled. Each batch holds texts of
+    similar length, so dynamic padding wastes little, and the order depends only on (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(texts))
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
+
+
 def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 epoch: int = 0, drop_remainder: bool = False) -> tf.data.Dataset:
-    """Yields (inputs, targets): inputs a dict of [batch, length] int32, targets [batch, labels]."""
+                 epoch: int = 0) -> tf.data.Dataset:
+    """Yields (inputs, targets): inputs a dict of [batch, length] int32, targets [batch, labels].
+
+    With `shuffle`, the epoch's order comes from `epoch_order` (seeded, length-bucketed)."""
     texts = np.asarray(list(texts), dtype=object)
-    ds = tf.data.Dataset.from_tensor_slices((texts, np.asarray(targets, dtype=np.float32)))
+    targets = np.asarray(targets, dtype=np.float32)
     if shuffle:
-        ds = ds.shuffle(len(texts), seed=seed + epoch, reshuffle_each_iteration=False)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        order = epoch_order(texts, batch_size, seed, epoch)
+        texts, targets = texts[order], targets[order]
+    ds = tf.data.Dataset.from_tensor_slices((texts, targets)).batch(batch_size)
     ds = ds.map(lambda t, y: (preprocessor(t), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 

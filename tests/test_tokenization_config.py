@@ -56,3 +56,15 @@ def test_unknown_config_key_is_an_error(tmp_path):
     path.write_text(json.dumps({"train": {"epoch": 3}}))
     with pytest.raises(ValueError, match="unknown keys in 'train'"):
         parse_config(["--config", str(path)], "classifier_multi_label")
+
+
+def test_epoch_order_is_a_seeded_length_bucketed_permutation():
+    from classifier_multi_label.pipeline import epoch_order
+
+    texts = ["x" * n for n in np.random.default_rng(0).integers(1, 200, 1000)]
+    a = epoch_order(texts, batch_size=10, seed=1, epoch=3)
+    assert sorted(a.tolist()) == list(range(1000))  # every example once
+    np.testing.assert_array_equal(a, epoch_order(texts, 10, 1, 3))  # same seed and epoch: same order
+    assert not np.array_equal(a, epoch_order(texts, 10, 1, 4))  # a new epoch reshuffles
+    spread = [np.ptp([len(texts[i]) for i in a[k:k + 10]]) for k in range(0, 1000, 10)]
+    assert np.mean(spread) < 15  # batches hold texts of similar length (random batches: ~170)

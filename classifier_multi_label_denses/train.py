@@ -1,0 +1,11 @@
+"""Train the ALBERT + one 2-way softmax per label multi-label classifier (no arguments: the bundled demo data)."""
+import pathlib
+import sys
+
+sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])  # import the project, not this folder
+
+from classifier_multi_label import cli  # noqa: E402
+from classifier_multi_label_denses import DensesHead  # noqa: E402
+
+if __name__ == "__main__":
+    cli.train(DensesHead, "classifier_multi_label_denses")

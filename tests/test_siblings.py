@@ -1,0 +1,101 @@
+"""The TextCNN and multi-dense heads: shapes, masking, learning, save/load, and their commands."""
+
+import json
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import TINY, run_script
+
+from classifier_multi_label.losses import bce
+from classifier_multi_label.model import MultiLabelClassifier
+from classifier_multi_label_denses import DensesHead
+from classifier_multi_label_textcnn import TextCNNHead
+
+
+def tiny_model(head):
+    keras.utils.set_random_seed(1)
+    backbone = keras_hub.models.AlbertBackbone(vocabulary_size=40, num_layers=1, num_heads=2, embedding_dim=8,
+                                               hidden_dim=8, intermediate_dim=16, max_sequence_length=32)
+    return MultiLabelClassifier(backbone, head)
+
+
+def inputs(ids, lengths):
+    ids = np.array(ids, np.int32)
+    mask = (np.arange(ids.shape[1])[None] < np.array(lengths)[:, None]).astype(np.int32)
+    return {"token_ids": ids * mask, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+@pytest.mark.parametrize("head, shape", [(TextCNNHead(3, filter_sizes=[2, 3, 7], num_filters=4), (2, 3)),
+                                         (DensesHead(3), (2, 3, 2))])
+def test_output_shapes_and_scores(head, shape):
+    model = tiny_model(head)
+    out = model(inputs([[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0]], [4, 3]))
+    assert tuple(out.shape) == shape
+    scores = model.scores(out).numpy()
+    assert scores.shape == (2, 3) and ((scores > 0) & (scores < 1)).all()
+
+
+def test_textcnn_padding_cannot_change_the_output():
+    model = tiny_model(TextCNNHead(3, filter_sizes=[2, 3, 4], num_filters=5, dropout=0.0))
+    base = inputs([[2, 5, 6, 9, 3, 0, 0, 0]], [5])
+    ref = model(base).numpy()
+    noisy = dict(base, token_ids=np.array([[2, 5, 6, 9, 3, 17, 33, 12]], np.int32))  # other ids at pad positions
+    np.testing.assert_allclose(model(noisy).numpy(), ref, atol=1e-6)
+    longer = inputs([[2, 5, 6, 9, 3] + [0] * 11], [5])  # more padding (another batch's length)
+    np.testing.assert_allclose(model(longer).numpy(), ref, atol=1e-6)
+
+
+def test_textcnn_text_shorter_than_the_largest_filter():
+    model = tiny_model(TextCNNHead(2, filter_sizes=[2, 7], num_filters=3, dropout=0.0))
+    out = model(inputs([[2, 3]], [2]))  # [CLS] [SEP] only: 2 tokens, largest filter 7
+    assert np.isfinite(out.numpy()).all()
+
+
+def test_denses_loss_is_the_two_way_categorical_cross_entropy():
+    head = DensesHead(3)
+    z = tf.constant(np.random.default_rng(0).normal(size=(4, 3, 2)), tf.float32)
+    y = tf.constant([[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]], tf.float32)
+    cce = keras.losses.CategoricalCrossentropy(from_logits=True)(tf.one_hot(tf.cast(y, tf.int32), 2), z)
+    assert float(head.compute_loss(y, z, bce)) == pytest.approx(float(cce), rel=1e-5)
+    np.testing.assert_allclose(head.scores(z).numpy(), tf.nn.softmax(z)[..., 1].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", [TextCNNHead(3, filter_sizes=[2, 3], num_filters=8), DensesHead(3)])
+def test_one_training_step_lowers_the_loss(head):
+    model = tiny_model(head)
+    x = inputs([[2, 5, 6, 3, 0], [2, 8, 9, 10, 3], [2, 11, 3, 0, 0]], [4, 5, 3])
+    y = tf.constant([[1, 0, 0], [0, 1, 1], [0, 0, 1]], tf.float32)
+    opt = keras.optimizers.Adam(1e-2)
+
+    def loss():
+        return model.head.compute_loss(y, model(x, training=False), bce)
+    before = float(loss())
+    with tf.GradientTape() as tape:
+        value = model.head.compute_loss(y, model(x, training=True), bce)
+    opt.apply_gradients(zip(tape.gradient(value, model.trainable_variables), model.trainable_variables))
+    assert float(loss()) < before
+
+
+@pytest.mark.parametrize("package", ["classifier_multi_label_textcnn", "classifier_multi_label_denses"])
+def test_package_commands_and_save_load(package, tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    extra = ["--filter-sizes", "2", "3", "--num-filters", "8"] if package.endswith("textcnn") else []
+    proc = run_script(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
+                      "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["package"] == package
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    proc = run_script(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
+                      "--output", tmp_path / "eval.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # save/load round trip: the reloaded run scores the test set exactly as training's final evaluation did
+    assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
+    proc = run_script(f"{package}/predict.py", "--model-dir", run_dir, input="制热很快\n")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["text"] == "制热很快"
+    other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
+    proc = run_script(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
+    assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr

@@ -17,7 +17,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) classifier_multi_label/train.py
+	$(PY) classifier_multi_label_textcnn/train.py
 
 # The default suite (what CI runs); `make test-all` adds the tests marked slow.
 # pytest exits 5 when it collects no test: a suite that ran nothing has not passed.

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -72,6 +73,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
     from classifier_multi_label.run import train
 
     cfg = RunConfig(package=package, output_dir=os.path.join(out_dir, f"{dataset}-{package}-{args.encoder}"))
+    shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
                                    test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
@@ -132,8 +134,11 @@ def main():
     labels = LabelVocab.load(f"{d}/labels.txt")
     results = {"TF-IDF + LR (this run)": tfidf_baseline(args.dataset, train_ex, test_ex, labels)}
     from classifier_multi_label.heads import PooledHead
+    from classifier_multi_label_denses import DensesHead
+    from classifier_multi_label_textcnn import TextCNNHead
 
-    heads = {"classifier_multi_label": PooledHead}
+    heads = {"classifier_multi_label": PooledHead, "classifier_multi_label_textcnn": TextCNNHead,
+             "classifier_multi_label_denses": DensesHead}
     for package in args.packages:
         results[f"{package} ({args.encoder})"] = our_package(args.dataset, package, heads[package], args,
                                                              os.path.join(ROOT, "bench", "runs"))

@@ -18,10 +18,16 @@ import numpy as np
 import tensorflow as tf
 
 
-def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int = 50) -> np.ndarray:
-    """A seeded shuffle with length bucketing: within pools of `pool_batches` batches, examples are
-    sorted by length and cut into batches; the batches are then shuffled. Each batch holds texts of
-    similar length, so dynamic padding wastes little, and the order depends only on (seed, epoch)."""
+def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int = 50,
+                num_buckets: int = 4) -> np.ndarray:
+    """A seeded shuffle with coarse length bucketing.
+
+    Within pools of `pool_batches` batches, examples are split into `num_buckets` length quartiles;
+    each quartile is shuffled and cut into batches, and all batches are shuffled. A batch holds
+    texts of similar length (dynamic padding wastes little) yet stays random within its quartile:
+    a full sort would make batches homogeneous in anything length correlates with (often the
+    number of labels). The order depends only on (seed, epoch), so a resumed run replays it.
+    """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(texts))
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -30,7 +36,9 @@ def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int
     for start in range(0, len(order), pool):
         chunk = order[start:start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        for bucket in np.array_split(chunk, num_buckets):
+            bucket = rng.permutation(bucket)
+            batches += [bucket[i:i + batch_size] for i in range(0, len(bucket), batch_size)]
     return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
 
 

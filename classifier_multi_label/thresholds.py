@@ -88,6 +88,14 @@ def _pick(f1_curve) -> float:
     return float(min(GRID[best], key=lambda t: abs(t - 0.5)))
 
 
+def best_global_threshold(y, scores) -> tuple:
+    """(threshold, micro-F1) of the grid threshold with the best micro-F1."""
+    tp, fp, fn = _counts(np.asarray(y).astype(int), np.asarray(scores))
+    f1 = _f1(tp.sum(1), fp.sum(1), fn.sum(1))
+    t = _pick(f1)
+    return t, float(f1[int(np.argmin(np.abs(GRID - t)))])
+
+
 def tune_thresholds(y_dev, dev_scores, strategy: str, default: float = 0.5, min_positives: int = 5,
                     at_least_one: bool = False) -> Thresholds:
     y_dev, dev_scores = np.asarray(y_dev).astype(int), np.asarray(dev_scores)
@@ -96,8 +104,8 @@ def tune_thresholds(y_dev, dev_scores, strategy: str, default: float = 0.5, min_
         return Thresholds(np.full(num_labels, default, np.float32), at_least_one, strategy, default)
     if strategy not in ("global", "per_label"):
         raise ValueError(f"unknown threshold strategy {strategy!r}: use fixed, global or per_label")
+    global_t, _ = best_global_threshold(y_dev, dev_scores)
     tp, fp, fn = _counts(y_dev, dev_scores)
-    global_t = _pick(_f1(tp.sum(1), fp.sum(1), fn.sum(1)))  # best micro-F1
     values = np.full(num_labels, global_t, np.float32)
     if strategy == "per_label":
         per_label_f1 = _f1(tp, fp, fn)  # [grid, labels]

@@ -3,8 +3,11 @@
 AdamW (no weight decay on LayerNorm and biases), 10% linear warm-up then linear decay to zero,
 gradient clipping by global norm, a compiled custom train step run through `strategy.run` (Keras'
 `model.fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585), dev evaluation each
-epoch with micro/macro F1 on probabilities, best-weights selection and early stopping on dev
-micro-F1, a checkpoint per epoch for `--resume`, TensorBoard logs and a progress bar.
+epoch on probabilities, a checkpoint per epoch for `--resume`, TensorBoard logs and a progress bar.
+
+Best-weights selection and early stopping use dev micro-F1 at the best global threshold: the
+decision rule that thresholds tuning applies afterwards. At a fixed 0.5 a model still learning
+the label priors scores exactly 0 for several epochs, and early stopping would see no signal.
 
 Example:
     >>> trainer = Trainer(model, loss_fn, TrainConfig(epochs=2), steps_per_epoch=10)  # doctest: +SKIP
@@ -25,6 +28,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 from .config import TrainConfig
+from .thresholds import best_global_threshold
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,13 @@ def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int) -> 
     return opt
 
 
-def dev_f1(y_true, scores, threshold: float = 0.5) -> dict:
-    pred = (scores >= threshold).astype(int)
+def dev_f1(y_true, scores) -> dict:
+    """Micro/macro F1 at 0.5, and micro-F1 at the best global threshold (the selection metric)."""
+    pred = (scores >= 0.5).astype(int)
+    threshold, tuned = best_global_threshold(y_true, scores)
     return {"micro_f1": float(skm.f1_score(y_true, pred, average="micro", zero_division=0.0)),
-            "macro_f1": float(skm.f1_score(y_true, pred, average="macro", zero_division=0.0))}
+            "macro_f1": float(skm.f1_score(y_true, pred, average="macro", zero_division=0.0)),
+            "micro_f1_tuned": tuned, "threshold": threshold}
 
 
 def _atomic_save_weights(model, path):
@@ -137,22 +144,25 @@ class Trainer:
             dev = dev_f1(y_dev, scores)
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                       "dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
+                      "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"],
                       "train_seconds": round(train_time, 2),
                       "train_examples_per_s": round(seen / train_time, 1)}
             with dev_writer.as_default(step=epoch + 1):
                 tf.summary.scalar("micro_f1", dev["micro_f1"])
                 tf.summary.scalar("macro_f1", dev["macro_f1"])
-            improved = dev["micro_f1"] > float(self.best_f1.numpy())
+                tf.summary.scalar("micro_f1_tuned", dev["micro_f1_tuned"])
+            improved = dev["micro_f1_tuned"] > float(self.best_f1.numpy())
             if improved:
-                self.best_f1.assign(dev["micro_f1"])
+                self.best_f1.assign(dev["micro_f1_tuned"])
                 self.bad_epochs.assign(0)
                 _atomic_save_weights(self.model, best_path)
             else:
                 self.bad_epochs.assign_add(1)
             record["best"] = improved
             history.append(record)
-            print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f}  macro-F1 "
-                  f"{dev['macro_f1']:.4f}{'  (best)' if improved else ''}  {train_time:.1f}s", flush=True)
+            print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f} (at {dev['threshold']:.2f}: "
+                  f"{dev['micro_f1_tuned']:.4f})  macro-F1 {dev['macro_f1']:.4f}"
+                  f"{'  (best)' if improved else ''}  {train_time:.1f}s", flush=True)
             self.epoch.assign_add(1)
             manager.save()
             with open(history_path + ".tmp", "w", encoding="utf-8") as fh:

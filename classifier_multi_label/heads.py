@@ -48,6 +48,12 @@ class Head(keras.layers.Layer):
         return loss_fn(y_true, self.logits(outputs))
 
 
+def logits_layer(units: int) -> keras.layers.Dense:
+    """The output projection every head ends with (BERT's truncated-normal 0.02 init, zero bias)."""
+    return keras.layers.Dense(units, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                              name="logits")
+
+
 class PooledHead(Head):
     """The baseline: pooled [CLS] -> dropout -> Dense(num_labels) logits (sigmoid outside the loss)."""
 
@@ -58,8 +64,7 @@ class PooledHead(Head):
     def __init__(self, num_labels: int, dropout: float = 0.1, **kw):
         super().__init__(num_labels, **kw)
         self.dropout = keras.layers.Dropout(dropout)
-        self.dense = keras.layers.Dense(
-            num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="logits")
+        self.dense = logits_layer(num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):
         h = encoder_outputs["pooled_output"]  # [batch, hidden]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from classifier_multi_label.heads import Head
+from classifier_multi_label.heads import Head, logits_layer
 
 
 class DensesHead(Head):
@@ -32,8 +32,7 @@ class DensesHead(Head):
     def __init__(self, num_labels: int, dropout: float = 0.1, **kw):
         super().__init__(num_labels, **kw)
         self.dropout = keras.layers.Dropout(dropout)
-        self.dense = keras.layers.Dense(
-            2 * num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="logits")
+        self.dense = logits_layer(2 * num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):
         h = self.dropout(encoder_outputs["pooled_output"], training=training)  # [batch, hidden]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from classifier_multi_label.heads import Head
+from classifier_multi_label.heads import Head, logits_layer
 
 
 class TextCNNHead(Head):
@@ -41,8 +41,7 @@ class TextCNNHead(Head):
         self.convs = [keras.layers.Conv1D(num_filters, k, padding="valid", activation="relu", name=f"conv_{k}")
                       for k in self.filter_sizes]
         self.dropout = keras.layers.Dropout(dropout)
-        self.dense = keras.layers.Dense(
-            num_labels, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="logits")
+        self.dense = logits_layer(num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):
         x = encoder_outputs["sequence_output"]  # [batch, length, hidden]

@@ -8,6 +8,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,3 +59,42 @@ def tiny_data(tmp_path):
     dev = write_hellonlp(tmp_path / "dev.csv", REVIEWS)
     test = write_hellonlp(tmp_path / "test.csv", REVIEWS)
     return {"train": train, "dev": dev, "test": test, "dir": tmp_path}
+
+
+SERVE = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops, as TF Serving has them)
+model = tf.saved_model.load(sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+out = model.signatures["serving_default"](text=tf.constant(texts))
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub"})
+print(json.dumps({"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
+                  "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
+                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded}))
+"""
+
+
+PARITY_TEXTS = ["制热很快，声音也小", "", "好看又便宜" * 3, "x" * 100_000, "🔥 emoji 和 English mixed\t\n"]
+
+
+def assert_export_parity(run_dir, head_cls, package, tmp_path):
+    """export/1 of `run_dir`, loaded in a process importing only tensorflow and tensorflow_text, gives
+    the in-process model's scores (1e-5), decisions and label names on awkward texts."""
+    from classifier_multi_label import load_run
+
+    run = load_run(str(run_dir), head_cls, package)
+    expected = run.scores(PARITY_TEXTS)
+    path = tmp_path / "texts.json"
+    path.write_text(json.dumps(PARITY_TEXTS, ensure_ascii=False), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", SERVE, str(run_dir / "export" / "1"), str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["loaded"] == []  # neither this project nor keras-hub was needed
+    np.testing.assert_allclose(np.array(served["scores"]), expected, atol=1e-5)
+    decisions = np.array(served["decisions"])
+    np.testing.assert_array_equal(decisions, run.decisions(expected))
+    for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
+        chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
+        assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}

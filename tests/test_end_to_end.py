@@ -3,25 +3,10 @@ and the exported SavedModel in a clean process that imports only tensorflow and 
 
 import json
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
-from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
+from conftest import REVIEWS, ROOT, TINY, assert_export_parity, run_script, write_hellonlp
 
-SERVE = """
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops, as TF Serving has them)
-model = tf.saved_model.load(sys.argv[1])
-texts = json.load(open(sys.argv[2], encoding="utf-8"))
-out = model.signatures["serving_default"](text=tf.constant(texts))
-loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub"})
-print(json.dumps({"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
-                  "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
-                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -80,24 +65,9 @@ def test_eval_predict_export_commands(trained):
 
 
 def test_export_parity_in_a_clean_process(trained, tmp_path):
-    from classifier_multi_label import PooledHead, load_run
+    from classifier_multi_label import PooledHead
 
-    texts = ["制热很快，声音也小", "", "好看又便宜" * 3, "x" * 100_000, "🔥 emoji 和 English mixed\t\n"]
-    run = load_run(str(trained["run"]), PooledHead, "classifier_multi_label")
-    expected = run.scores(texts)
-    path = tmp_path / "texts.json"
-    path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", SERVE, str(trained["run"] / "export" / "1"), str(path)],
-                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert served["loaded"] == []  # neither this project nor keras-hub was needed
-    np.testing.assert_allclose(np.array(served["scores"]), expected, atol=1e-5)
-    decisions = np.array(served["decisions"])
-    np.testing.assert_array_equal(decisions, run.decisions(expected))
-    for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
-        chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
-        assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
+    assert_export_parity(trained["run"], PooledHead, "classifier_multi_label", tmp_path)
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):

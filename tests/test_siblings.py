@@ -7,7 +7,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, run_script
+from conftest import TINY, assert_export_parity, run_script
 
 from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
@@ -79,8 +79,9 @@ def test_one_training_step_lowers_the_loss(head):
     assert float(loss()) < before
 
 
-@pytest.mark.parametrize("package", ["classifier_multi_label_textcnn", "classifier_multi_label_denses"])
-def test_package_commands_and_save_load(package, tiny_data, tmp_path):
+@pytest.mark.parametrize("package, head_cls", [("classifier_multi_label_textcnn", TextCNNHead),
+                                               ("classifier_multi_label_denses", DensesHead)])
+def test_package_commands_save_load_and_export(package, head_cls, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     extra = ["--filter-sizes", "2", "3", "--num-filters", "8"] if package.endswith("textcnn") else []
     proc = run_script(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
@@ -99,3 +100,4 @@ def test_package_commands_and_save_load(package, tiny_data, tmp_path):
     other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
     proc = run_script(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
     assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
+    assert_export_parity(run_dir, head_cls, package, tmp_path)

@@ -161,6 +161,8 @@ def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set):
         taken.add(f.name)
         tp = _arg_type(f.type)
         kw: dict[str, Any] = dict(dest=f"{dest_prefix}.{f.name}", default=argparse.SUPPRESS)
+        if tp is not bool:
+            kw["metavar"] = f.name.upper()
         if tp is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) in (list, tuple):

@@ -1,0 +1,57 @@
+"""--resume after a kill, and a SentencePiece vocabulary through the whole run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), "--train-file", tiny_data["train"],
+            "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", str(run_dir),
+            *TINY, "--epochs", "30", "--patience", "0"]  # the last --epochs wins
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    history = run_dir / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(json.loads(history.read_text() or "[]")) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(history.read_text()))
+    assert 2 <= done < 30 and not (run_dir / "metrics.json").exists()
+
+    resumed = run_script("classifier_multi_label/train.py", "--output-dir", run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr
+    epochs = [h["epoch"] for h in json.loads(history.read_text())]
+    assert epochs == list(range(1, 31))  # the killed epochs are not redone, none is skipped
+    assert (run_dir / "metrics.json").exists() and (run_dir / "export" / "1" / "saved_model.pb").exists()
+
+
+def test_sentencepiece_vocabulary(tmp_path):
+    import io
+
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter([t for t, _ in REVIEWS] * 5), model_writer=model,
+                                   vocab_size=60, model_type="unigram", pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+                                   user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], hard_vocab_limit=False)
+    proto = model.getvalue()
+    (tmp_path / "zh.model").write_bytes(proto)
+    train = write_hellonlp(tmp_path / "train.csv", REVIEWS * 3)
+    proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--vocab-file", tmp_path / "zh.model",
+                      "--output-dir", tmp_path / "run", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "spm.model").read_bytes() == proto  # the run folder keeps the vocabulary
+    pred = run_script("classifier_multi_label/predict.py", "--model-dir", tmp_path / "run", input="制热很快\n")
+    assert pred.returncode == 0 and json.loads(pred.stdout)["text"] == "制热很快", pred.stderr[-2000:]

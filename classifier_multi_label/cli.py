@@ -12,7 +12,6 @@ import csv
 import functools
 import json
 import logging
-import os
 import sys
 
 from .config import parse_config
@@ -24,13 +23,9 @@ log = logging.getLogger("classifier_multi_label")
 USER_ERRORS = (DataError, EncoderError, FileExistsError, FileNotFoundError, ValueError)
 
 
-def _setup_logging(run_dir: str | None = None):
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if run_dir:
-        os.makedirs(run_dir, exist_ok=True)
-        handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log"), encoding="utf-8"))
+def _setup_logging():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
-                        handlers=handlers, force=True)
+                        stream=sys.stderr, force=True)
     for noisy in ("tensorflow", "absl", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 

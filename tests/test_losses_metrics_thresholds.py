@@ -112,3 +112,24 @@ def test_decide_and_at_least_one():
     s = np.array([[0.2, 0.4], [0.9, 0.1]], np.float32)
     np.testing.assert_array_equal(decide(s, np.array([0.5, 0.5]), False).numpy(), [[0, 0], [1, 0]])
     np.testing.assert_array_equal(decide(s, np.array([0.5, 0.5]), True).numpy(), [[0, 1], [1, 0]])
+
+
+def test_per_label_thresholds_never_lose_micro_f1_to_a_weak_label():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(1)
+    n = 600
+    y = np.zeros((n, 3), int)
+    y[:, 0] = rng.random(n) < 0.4
+    y[:, 1] = rng.random(n) < 0.3
+    y[:, 2] = rng.random(n) < 0.15
+    scores = np.stack([0.3 * y[:, 0] + rng.uniform(0, 0.6, n),  # good
+                       0.2 * y[:, 1] + rng.uniform(0, 0.7, n),  # fair
+                       rng.uniform(0, 0.3, n)], axis=1)  # weak: random scores for a rare label
+    per_label = tune_thresholds(y, scores, "per_label", min_positives=5)
+    global_ = tune_thresholds(y, scores, "global")
+    def micro(th):
+        return f1_score(y, decide(scores, th.values, False).numpy(), average="micro")
+    assert micro(per_label) >= micro(global_) - 1e-12
+    # "predict it for every text" would maximise the weak label's own F1; micro-F1 does not reward that
+    assert (scores[:, 2] >= per_label.values[2]).mean() < 0.5

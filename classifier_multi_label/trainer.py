@@ -98,7 +98,9 @@ class Trainer:
                 # The optimizer sums gradients over replicas: scale the per-replica mean.
                 scaled = loss / self.strategy.num_replicas_in_sync
             grads = tape.gradient(scaled, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+            # A head may not use every backbone output (TextCNN ignores the pooler): skip those.
+            self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, self.model.trainable_variables)
+                                            if g is not None])
             return loss
 
         losses = self.strategy.run(replica_step, args=(x, y))

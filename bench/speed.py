@@ -87,7 +87,7 @@ def main():
         print(json.dumps(out))
         return
     print(f"albert_small_zh encoder, sequence {args.seq_len}; inference batch 64, training batch 32")
-    print(f"| package | train ex/s | infer ex/s | inference time vs baseline |\n|---|---|---|---|")
+    print("| package | train ex/s | infer ex/s | inference time vs baseline |\n|---|---|---|---|")
     for pkg, r in results.items():
         print(f"| {pkg} | {r['train_examples_per_s']} | {r['infer_examples_per_s']} | "
               f"{r['relative_inference_time']}x |")

@@ -247,7 +247,7 @@ def _read_jsonl(path, text, ex, text_column, label_column, label_separator):
             raise DataError(path, line, f"not valid JSON ({e.msg} at column {e.colno})",
                             'each line must be one object like {"text": "...", "labels": ["a"]}') from None
         if not isinstance(obj, dict) or text_key not in obj:
-            raise DataError(path, line, f"no {text_key!r} key", f"add it, or pass --text-column <key>")
+            raise DataError(path, line, f"no {text_key!r} key", "add it, or pass --text-column <key>")
         labels = obj.get(labels_key, [])
         if labels is None:
             labels = []

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import encoder as encoder_lib
 from .config import RunConfig
-from .data import DataError, Examples, LabelVocab, read_examples
+from .data import Examples, LabelVocab, read_examples
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier

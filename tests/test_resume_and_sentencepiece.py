@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
 
 

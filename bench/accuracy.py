@@ -28,7 +28,6 @@ import numpy as np  # noqa: E402
 from classifier_multi_label.config import RunConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
 from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
-from classifier_multi_label.thresholds import tune_thresholds  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
 PUBLISHED = {  # ../shared/data/README.md
@@ -109,11 +108,9 @@ def collect(folder, head_cls, package, train_seconds=None) -> dict:
     with open(os.path.join(folder, "history.json"), encoding="utf-8") as fh:
         history = json.load(fh)
     run = load_run(folder, head_cls, package)
-    cfg, th = run.config, run.config.thresholds
     # Thresholds re-tuned on dev with the current rule (as train() does after training), test once.
-    dev, test = read_examples(cfg.data.dev_file), read_examples(cfg.data.test_file)
-    run.thresholds = tune_thresholds(run.labels.multi_hot(dev.labels), run.scores(dev.texts, batch_size=64),
-                                     th.threshold_strategy, th.threshold, th.min_dev_positives, th.at_least_one)
+    run.tune_thresholds(read_examples(run.config.data.dev_file))
+    test = read_examples(run.config.data.test_file)
     m = run.evaluate(test)  # also compiles every padded length of the test set
     start = time.time()
     run.scores(test.texts, batch_size=64)

@@ -60,7 +60,8 @@ def _model_dir_parser(description: str) -> argparse.ArgumentParser:
 @_user_errors
 def evaluate(head_cls, package: str, argv=None):
     """`<package>/eval.py --model-dir D --test-file F`: metrics of a trained run on a labelled file."""
-    from .run import _read, _write_json, load_run
+    from .files import write_json
+    from .run import _read, load_run
 
     parser = _model_dir_parser("Evaluate a trained run on a labelled file.")
     parser.add_argument("--test-file", required=True)
@@ -71,7 +72,7 @@ def evaluate(head_cls, package: str, argv=None):
     metrics = run.evaluate(_read(args.test_file, run.config))
     print(format_metrics(metrics, f"{args.test_file}"))
     if args.output:
-        _write_json(args.output, {"file": args.test_file, **metrics})
+        write_json(args.output, {"file": args.test_file, **metrics})
 
 
 def read_texts(path: str, encoding: str = "utf-8") -> list:

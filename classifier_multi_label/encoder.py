@@ -30,6 +30,7 @@ from typing import Optional
 
 import keras
 import keras_hub
+import tensorflow as tf
 
 from .albert_checkpoint import CheckpointError, albert_backbone_from_config, port_albert_checkpoint
 from .config import EncoderConfig
@@ -95,8 +96,6 @@ def _find_vocab(folder: str, vocab_file: Optional[str]) -> Optional[str]:
 
 
 def _find_checkpoint(folder: str) -> Optional[str]:
-    import tensorflow as tf
-
     latest = tf.train.latest_checkpoint(folder)
     if latest:
         return latest

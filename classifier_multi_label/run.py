@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from . import encoder as encoder_lib
 from .config import RunConfig
 from .data import Examples, LabelVocab, read_examples
+from .files import write_json
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier
@@ -57,7 +57,7 @@ class Run:
     labels: LabelVocab
     preprocessor: object  # TextPreprocessor
     model: MultiLabelClassifier
-    thresholds: Thresholds
+    thresholds: Thresholds | None  # None until tuned on dev
 
     def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
         """Per-label probabilities [len(texts), num_labels]."""
@@ -76,6 +76,15 @@ class Run:
                         "scores": {n: round(float(s), 6) for n, s in zip(self.labels.names, row)}})
         return out
 
+    def tune_thresholds(self, dev: Examples) -> dict:
+        """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics."""
+        th = self.config.thresholds
+        y_dev, scores = self.labels.multi_hot(dev.labels), self.scores(dev.texts)
+        self.thresholds = tune_thresholds(y_dev, scores, th.threshold_strategy, th.threshold,
+                                          th.min_dev_positives, th.at_least_one)
+        self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
+        return multilabel_metrics(y_dev, scores, self.decisions(scores), self.labels.names, self.thresholds.values)
+
     def evaluate(self, examples: Examples) -> dict:
         self.labels.check(examples, fix="the model cannot score labels it was not trained on: "
                                         "remove them, or retrain with them in --label-file")
@@ -92,12 +101,6 @@ class Run:
 def _read(path, cfg: RunConfig) -> Examples:
     d = cfg.data
     return read_examples(path, d.data_format, d.text_column, d.label_column, d.label_separator, d.encoding)
-
-
-def _write_json(path, obj):
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-    os.replace(path + ".tmp", path)
 
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
@@ -183,18 +186,13 @@ def train(cfg: RunConfig, head_cls) -> Run:
                                            seed=t.seed, epoch=epoch),
                 text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume)
 
-    th = cfg.thresholds
-    dev_scores = model.predict_scores(text_dataset(dev_ex.texts, pre, d.batch_size), jit_compile=t.jit_compile)
-    thresholds = tune_thresholds(y_dev, dev_scores, th.threshold_strategy, th.threshold, th.min_dev_positives,
-                                 th.at_least_one)
-    thresholds.save(os.path.join(run_dir, "thresholds.json"), labels.names)
-    run = Run(run_dir, cfg, labels, pre, model, thresholds)
-    dev_metrics = multilabel_metrics(y_dev, dev_scores, run.decisions(dev_scores), labels.names, thresholds.values)
-    _write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
+    run = Run(run_dir, cfg, labels, pre, model, thresholds=None)
+    dev_metrics = run.tune_thresholds(dev_ex)
+    write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
     print(format_metrics(dev_metrics, "dev (thresholds tuned here)"), flush=True)
     if test_ex is not None:
         test_metrics = run.evaluate(test_ex)
-        _write_json(os.path.join(run_dir, "metrics.json"), {"split": "test", "file": d.test_file, **test_metrics})
+        write_json(os.path.join(run_dir, "metrics.json"), {"split": "test", "file": d.test_file, **test_metrics})
         print(format_metrics(test_metrics, f"test: {d.test_file}"), flush=True)
     else:
         log.warning("no --test-file: metrics.json is not written (dev metrics are in dev_metrics.json)")

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from .files import write_json
+
 log = logging.getLogger(__name__)
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -43,11 +45,9 @@ class Thresholds:
     global_threshold: float
 
     def save(self, path, label_names):
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"strategy": self.strategy, "global_threshold": self.global_threshold,
-                       "at_least_one": self.at_least_one,
-                       "thresholds": {n: float(v) for n, v in zip(label_names, self.values)}},
-                      fh, indent=2, ensure_ascii=False)
+        write_json(path, {"strategy": self.strategy, "global_threshold": self.global_threshold,
+                          "at_least_one": self.at_least_one,
+                          "thresholds": {n: float(v) for n, v in zip(label_names, self.values)}})
 
     @classmethod
     def load(cls, path, label_names) -> "Thresholds":

@@ -28,6 +28,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 from .config import TrainConfig
+from .files import write_json
 from .thresholds import best_global_threshold
 
 log = logging.getLogger(__name__)
@@ -167,9 +168,7 @@ class Trainer:
                   f"{'  (best)' if improved else ''}  {train_time:.1f}s", flush=True)
             self.epoch.assign_add(1)
             manager.save()
-            with open(history_path + ".tmp", "w", encoding="utf-8") as fh:
-                json.dump(history, fh, indent=1)
-            os.replace(history_path + ".tmp", history_path)
+            write_json(history_path, history, indent=1)
             if self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience:
                 print(f"early stopping: no dev micro-F1 gain for {self.cfg.patience} epochs", flush=True)
                 break

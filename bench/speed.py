@@ -63,7 +63,7 @@ def measure(package, head_cls, seq_len, seconds):
     rng = np.random.default_rng(0)
     x_infer = batch(64, seq_len, rng)
     infer_ds = tf.data.Dataset.from_tensors(x_infer).repeat(4).cache()
-    infer = throughput(lambda: model.predict_scores(infer_ds), 4 * 64, seconds)
+    infer = throughput(lambda: model.predict_outputs(infer_ds), 4 * 64, seconds)
     x_train = batch(32, seq_len, rng)
     y_train = tf.constant(rng.integers(0, 2, (32, NUM_LABELS)), tf.float32)
     trainer = Trainer(model, bce, TrainConfig(epochs=1), steps_per_epoch=10_000, learning_rate=5e-5)

@@ -5,6 +5,10 @@ A head is all that differs between the sibling packages. It declares its options
 become per-label logits (`logits`), scores (`scores`) and a training loss (`compute_loss`).
 Everything else (data, encoder, training, metrics, thresholds, export) is shared.
 
+A head that decodes the label set itself (seq2seq) sets `decodes_labels`, returns "decisions"
+from `infer` (thresholds are then not tuned for it), may encode its training targets its own way
+(`targets`) and derive options from the training labels (`resolve_options`).
+
 Example:
     >>> head = PooledHead(num_labels=3, dropout=0.1)
     >>> out = head({"pooled_output": tf.zeros([2, 8]), "sequence_output": tf.zeros([2, 5, 8])},
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -28,9 +33,22 @@ class Head(keras.layers.Layer):
     class options:  # noqa: N801 - the options dataclass of a head; fields become CLI flags
         pass
 
+    decodes_labels = False  # True: `infer` returns the label sets ("decisions"); no thresholds
+    uses_core_loss = True  # False: `compute_loss` ignores the core's --loss, which must stay "bce"
+
     def __init__(self, num_labels: int, **options):
         super().__init__(name=options.pop("name", "head"))
         self.num_labels = int(num_labels)
+
+    @classmethod
+    def resolve_options(cls, options: dict, train_label_lists) -> dict:
+        """Options whose default depends on the training labels, filled in before the head is built
+        (the result is saved in config.json, so a loaded run rebuilds the same head)."""
+        return options
+
+    def targets(self, label_lists, labels) -> np.ndarray:
+        """Training targets [examples, num_labels] for `compute_loss`: multi-hot by default."""
+        return labels.multi_hot(label_lists)
 
     def call(self, encoder_outputs: dict, padding_mask, training=None):
         raise NotImplementedError
@@ -42,6 +60,11 @@ class Head(keras.layers.Layer):
     def scores(self, outputs):
         """Per-label probabilities [batch, num_labels]."""
         return ops.sigmoid(self.logits(outputs))
+
+    def infer(self, outputs) -> dict:
+        """Inference outputs: {"scores": [batch, num_labels]}, plus "decisions" [batch, num_labels]
+        for a head that decodes the label set itself."""
+        return {"scores": self.scores(outputs)}
 
     def compute_loss(self, y_true, outputs, loss_fn):
         """The training loss; `loss_fn(y_true, logits)` is the core's selected multi-label loss."""

@@ -7,7 +7,7 @@ Example:
     >>> model = MultiLabelClassifier(backbone, PooledHead(num_labels=3))
     >>> x = {"token_ids": tf.ones([2, 4], "int32"), "segment_ids": tf.zeros([2, 4], "int32"),
     ...      "padding_mask": tf.ones([2, 4], "int32")}
-    >>> tuple(model.scores(model(x)).shape)
+    >>> tuple(model.head.infer(model(x))["scores"].shape)
     (2, 3)
 """
 
@@ -19,7 +19,7 @@ import tensorflow as tf
 
 
 class MultiLabelClassifier(keras.Model):
-    """token ids -> backbone -> head outputs. `scores` turns outputs into per-label probabilities."""
+    """token ids -> backbone -> head outputs; `head.infer` turns them into scores (and decisions)."""
 
     def __init__(self, backbone: keras.Model, head, **kwargs):
         inputs = backbone.input  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
@@ -28,14 +28,16 @@ class MultiLabelClassifier(keras.Model):
         self.backbone = backbone
         self.head = head
 
-    def scores(self, outputs):
-        return self.head.scores(outputs)  # [batch, num_labels]
-
-    def predict_scores(self, dataset, jit_compile: bool = True) -> np.ndarray:
-        """Per-label probabilities [examples, num_labels] for an ordered dataset of inputs."""
-        if getattr(self, "_score_fn", None) is None or self._score_fn_jit != jit_compile:
-            self._score_fn = tf.function(lambda x: self.scores(self(x, training=False)), jit_compile=jit_compile,
-                                         reduce_retracing=True)
-            self._score_fn_jit = jit_compile
-        out = [self._score_fn(x).numpy() for x in dataset]
-        return np.concatenate(out) if out else np.zeros((0, self.head.num_labels), np.float32)
+    def predict_outputs(self, dataset, jit_compile: bool = True) -> dict:
+        """`head.infer` over an ordered dataset of inputs: {"scores": [examples, num_labels], ...}."""
+        if getattr(self, "_infer_fn", None) is None or self._infer_jit != jit_compile:
+            self._infer_fn = tf.function(lambda x: self.head.infer(self(x, training=False)),
+                                         jit_compile=jit_compile, reduce_retracing=True)
+            self._infer_jit = jit_compile
+        parts = [{k: v.numpy() for k, v in self._infer_fn(x).items()} for x in dataset]
+        if not parts:
+            empty = {"scores": np.zeros((0, self.head.num_labels), np.float32)}
+            if self.head.decodes_labels:
+                empty["decisions"] = np.zeros((0, self.head.num_labels), np.int32)
+            return empty
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -35,7 +35,7 @@ from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier
 from .pipeline import make_dataset, text_dataset
 from .serving import export_run
-from .thresholds import Thresholds, decide, tune_thresholds
+from .thresholds import Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -57,40 +57,50 @@ class Run:
     labels: LabelVocab
     preprocessor: object  # TextPreprocessor
     model: MultiLabelClassifier
-    thresholds: Thresholds | None  # None until tuned on dev
+    thresholds: Thresholds | None  # None until tuned on dev, and for a head that decodes label sets
+
+    def infer(self, texts, batch_size: int | None = None) -> dict:
+        """{"scores": [len(texts), num_labels]}, plus "decisions" for a head that decodes label sets."""
+        ds = text_dataset(texts, self.preprocessor, batch_size or self.config.data.batch_size)
+        return self.model.predict_outputs(ds, jit_compile=self.config.train.jit_compile)
 
     def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
         """Per-label probabilities [len(texts), num_labels]."""
-        ds = text_dataset(texts, self.preprocessor, batch_size or self.config.data.batch_size)
-        return self.model.predict_scores(ds, jit_compile=self.config.train.jit_compile)
+        return self.infer(texts, batch_size)["scores"]
 
-    def decisions(self, scores) -> np.ndarray:
-        return decide(scores, self.thresholds.values, self.thresholds.at_least_one).numpy()
+    def decisions(self, predicted: dict) -> np.ndarray:
+        """0/1 [examples, num_labels]: the run's decision rule applied to `infer`'s outputs."""
+        values = None if self.thresholds is None else self.thresholds.values
+        return final_decisions(predicted, values, self.config.thresholds.at_least_one).numpy()
 
     def predict(self, texts) -> list:
-        scores = self.scores(texts)
+        predicted = self.infer(texts)
         out = []
-        for row, dec in zip(scores, self.decisions(scores)):
+        for row, dec in zip(predicted["scores"], self.decisions(predicted)):
             chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
             out.append({"labels": [self.labels.names[i] for i in chosen],
                         "scores": {n: round(float(s), 6) for n, s in zip(self.labels.names, row)}})
         return out
 
     def tune_thresholds(self, dev: Examples) -> dict:
-        """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics."""
+        """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics.
+        A head that decodes label sets has no thresholds: this only measures it on dev."""
         th = self.config.thresholds
-        y_dev, scores = self.labels.multi_hot(dev.labels), self.scores(dev.texts)
-        self.thresholds = tune_thresholds(y_dev, scores, th.threshold_strategy, th.threshold,
-                                          th.min_dev_positives, th.at_least_one)
-        self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
-        return multilabel_metrics(y_dev, scores, self.decisions(scores), self.labels.names, self.thresholds.values)
+        y_dev, predicted = self.labels.multi_hot(dev.labels), self.infer(dev.texts)
+        if not self.model.head.decodes_labels:
+            self.thresholds = tune_thresholds(y_dev, predicted["scores"], th.threshold_strategy, th.threshold,
+                                              th.min_dev_positives, th.at_least_one)
+            self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
+        return self._metrics(y_dev, predicted)
 
     def evaluate(self, examples: Examples) -> dict:
         self.labels.check(examples, fix="the model cannot score labels it was not trained on: "
                                         "remove them, or retrain with them in --label-file")
-        scores = self.scores(examples.texts)
-        return multilabel_metrics(self.labels.multi_hot(examples.labels), scores, self.decisions(scores),
-                                  self.labels.names, self.thresholds.values)
+        return self._metrics(self.labels.multi_hot(examples.labels), self.infer(examples.texts))
+
+    def _metrics(self, y_true, predicted) -> dict:
+        return multilabel_metrics(y_true, predicted["scores"], self.decisions(predicted), self.labels.names,
+                                  None if self.thresholds is None else self.thresholds.values)
 
     def export(self, export_dir: str, version: int | None = None) -> str:
         extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "labels.txt",
@@ -168,12 +178,16 @@ def train(cfg: RunConfig, head_cls) -> Run:
         log.info("encoder: %s", enc.description)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
+    if not head_cls.uses_core_loss and cfg.train.loss != "bce":
+        raise ValueError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
+    cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels)
     labels.save(os.path.join(run_dir, "labels.txt"))
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
         fh.write(cfg.to_json())
 
     model = MultiLabelClassifier(backbone, _head(head_cls, cfg, len(labels)))
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
+    targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
     t = cfg.train
     loss_fn = make_loss(t.loss, y_train.sum(0), len(y_train), t.focal_gamma, t.focal_alpha, t.asl_gamma_pos,
                         t.asl_gamma_neg, t.asl_clip, t.cb_beta, t.pos_weight_max)
@@ -182,7 +196,7 @@ def train(cfg: RunConfig, head_cls) -> Run:
              len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(labels),
              t.learning_rate, t.loss)
     trainer = Trainer(model, loss_fn, t, steps, t.learning_rate)
-    trainer.fit(lambda epoch: make_dataset(train_ex.texts, y_train, pre, d.batch_size, shuffle=True,
+    trainer.fit(lambda epoch: make_dataset(train_ex.texts, targets, pre, d.batch_size, shuffle=True,
                                            seed=t.seed, epoch=epoch),
                 text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume)
 
@@ -223,6 +237,7 @@ def load_run(run_dir: str, head_cls, package: str) -> Run:
     except Exception as e:  # h5py/keras raise several types for a damaged file
         raise ValueError(f"{weights}: cannot load the weights ({type(e).__name__}: {e}); the file is damaged "
                          "or from another model. Retrain, or resume from checkpoints/") from None
-    thresholds = Thresholds.load(os.path.join(run_dir, "thresholds.json"), labels.names)
+    thresholds = None if head_cls.decodes_labels else Thresholds.load(os.path.join(run_dir, "thresholds.json"),
+                                                                      labels.names)
     return Run(run_dir, cfg, labels, pre, model, thresholds)
 

@@ -8,8 +8,8 @@ so a crash never leaves a half-written version that a server would load.
 Signature ``serving_default``: input ``text`` (tf.string, [batch]); outputs
 
 - ``scores``: [batch, num_labels] float32, per-label probabilities;
-- ``decisions``: [batch, num_labels] int32, 0/1 after the per-label thresholds (and the
-  at-least-one rule if the run uses it);
+- ``decisions``: [batch, num_labels] int32, 0/1 after the per-label thresholds, or the decoded
+  label set for a head that decodes one (seq2seq); then the at-least-one rule if the run uses it;
 - ``labels``: [batch, num_labels] string, the predicted label names, best score first, padded
   with "";
 - ``label_count``: [batch] int32, how many labels were predicted.
@@ -33,7 +33,7 @@ import uuid
 import keras
 import tensorflow as tf
 
-from .thresholds import decide
+from .thresholds import final_decisions
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,13 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_outputs(model, preprocessor, thresholds, label_names, texts):
+def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts):
     """The exported computation, also callable in-process (tests compare the two)."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
-    scores = model.scores(model(inputs, training=False))  # [batch, num_labels]
-    decisions = decide(scores, thresholds.values, thresholds.at_least_one)  # [batch, num_labels]
+    predicted = model.head.infer(model(inputs, training=False))  # "scores" [batch, num_labels], ...
+    scores = predicted["scores"]
+    decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
+                                at_least_one)  # [batch, num_labels]
     # Predicted labels first, each group by descending score (scores are in [0, 1]).
     order = tf.argsort(tf.cast(decisions, tf.float32) * 2.0 + scores, axis=-1, direction="DESCENDING",
                        stable=True)  # [batch, num_labels]
@@ -70,7 +72,8 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
     tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
 
     def serve(text):
-        return serving_outputs(run.model, run.preprocessor, run.thresholds, run.labels.names, text)
+        return serving_outputs(run.model, run.preprocessor, run.thresholds, run.config.thresholds.at_least_one,
+                               run.labels.names, text)
 
     archive = keras.export.ExportArchive()
     archive.track(run.model)

@@ -12,9 +12,11 @@ Strategies (``--threshold-strategy``):
   prevalence p), and a few such labels wreck precision. Coordinate ascent never ends below the
   global threshold's dev micro-F1.
 
-``--at-least-one`` predicts the best-scoring label for a text whose scores pass no threshold.
+``--at-least-one`` predicts the best-scoring label for a text whose scores pass no threshold
+(or, for a head that decodes label sets, whose decoded set is empty).
 
-`decide` is written with TensorFlow ops so the exported graph applies the very same rule.
+`decide` and `final_decisions` are written with TensorFlow ops so the exported graph applies the
+very same rule.
 
 Example:
     >>> decide(np.array([[0.3, 0.2]], "float32"), np.array([0.5, 0.5], "float32"), at_least_one=True).numpy()
@@ -64,11 +66,22 @@ def decide(scores, thresholds, at_least_one: bool):
     """scores [batch, labels], thresholds [labels] -> 0/1 decisions [batch, labels] int32."""
     scores = tf.convert_to_tensor(scores, tf.float32)
     decisions = tf.cast(scores >= tf.cast(thresholds, tf.float32), tf.int32)
-    if at_least_one:
-        top = tf.one_hot(tf.argmax(scores, axis=-1), tf.shape(scores)[-1], dtype=tf.int32)  # [batch, labels]
-        none = tf.reduce_sum(decisions, axis=-1, keepdims=True) == 0  # [batch, 1]
-        decisions = tf.where(none, top, decisions)
-    return decisions
+    return _at_least_one(decisions, scores) if at_least_one else decisions
+
+
+def _at_least_one(decisions, scores):
+    top = tf.one_hot(tf.argmax(scores, axis=-1), tf.shape(scores)[-1], dtype=tf.int32)  # [batch, labels]
+    none = tf.reduce_sum(decisions, axis=-1, keepdims=True) == 0  # [batch, 1]
+    return tf.where(none, top, decisions)
+
+
+def final_decisions(predicted: dict, thresholds, at_least_one: bool):
+    """The decision rule of a run: a decoding head's own label sets ("decisions"), else the scores
+    against the per-label `thresholds` [labels]; then the at-least-one rule. -> [batch, labels] int32."""
+    if "decisions" not in predicted:
+        return decide(predicted["scores"], thresholds, at_least_one)
+    decisions = tf.cast(predicted["decisions"], tf.int32)
+    return _at_least_one(decisions, tf.cast(predicted["scores"], tf.float32)) if at_least_one else decisions
 
 
 def _counts(y, scores):

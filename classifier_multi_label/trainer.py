@@ -60,8 +60,14 @@ def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int) -> 
     return opt
 
 
-def dev_f1(y_true, scores) -> dict:
-    """Micro/macro F1 at 0.5, and micro-F1 at the best global threshold (the selection metric)."""
+def dev_f1(y_true, scores, decisions=None) -> dict:
+    """Micro/macro F1 at 0.5, and micro-F1 at the best global threshold (the selection metric).
+    For a head that decodes label sets (`decisions` given), all three are on its decisions."""
+    if decisions is not None:
+        micro = float(skm.f1_score(y_true, decisions, average="micro", zero_division=0.0))
+        return {"micro_f1": micro, "macro_f1": float(skm.f1_score(y_true, decisions, average="macro",
+                                                                   zero_division=0.0)),
+                "micro_f1_tuned": micro, "threshold": None}
     pred = (scores >= 0.5).astype(int)
     threshold, tuned = best_global_threshold(y_true, scores)
     return {"micro_f1": float(skm.f1_score(y_true, pred, average="micro", zero_division=0.0)),
@@ -143,8 +149,8 @@ class Trainer:
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("learning_rate", lr)
             train_time = time.time() - start
-            scores = self.model.predict_scores(dev_inputs, self.cfg.jit_compile)
-            dev = dev_f1(y_dev, scores)
+            predicted = self.model.predict_outputs(dev_inputs, self.cfg.jit_compile)
+            dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"))
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                       "dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
                       "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"],
@@ -163,8 +169,9 @@ class Trainer:
                 self.bad_epochs.assign_add(1)
             record["best"] = improved
             history.append(record)
-            print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f} (at {dev['threshold']:.2f}: "
-                  f"{dev['micro_f1_tuned']:.4f})  macro-F1 {dev['macro_f1']:.4f}"
+            tuned = "" if dev["threshold"] is None else f" (at {dev['threshold']:.2f}: {dev['micro_f1_tuned']:.4f})"
+            print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f}{tuned}  "
+                  f"macro-F1 {dev['macro_f1']:.4f}"
                   f"{'  (best)' if improved else ''}  {train_time:.1f}s", flush=True)
             self.epoch.assign_add(1)
             manager.save()

@@ -84,7 +84,8 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path):
     from classifier_multi_label import load_run
 
     run = load_run(str(run_dir), head_cls, package)
-    expected = run.scores(PARITY_TEXTS)
+    predicted = run.infer(PARITY_TEXTS)
+    expected = predicted["scores"]
     path = tmp_path / "texts.json"
     path.write_text(json.dumps(PARITY_TEXTS, ensure_ascii=False), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", SERVE, str(run_dir / "export" / "1"), str(path)],
@@ -94,7 +95,7 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path):
     assert served["loaded"] == []  # neither this project nor keras-hub was needed
     np.testing.assert_allclose(np.array(served["scores"]), expected, atol=1e-5)
     decisions = np.array(served["decisions"])
-    np.testing.assert_array_equal(decisions, run.decisions(expected))
+    np.testing.assert_array_equal(decisions, run.decisions(predicted))
     for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
         chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
         assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}

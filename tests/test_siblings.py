@@ -34,7 +34,7 @@ def test_output_shapes_and_scores(head, shape):
     model = tiny_model(head)
     out = model(inputs([[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0]], [4, 3]))
     assert tuple(out.shape) == shape
-    scores = model.scores(out).numpy()
+    scores = model.head.infer(out)["scores"].numpy()
     assert scores.shape == (2, 3) and ((scores > 0) & (scores < 1)).all()
 
 

@@ -180,10 +180,11 @@ def main():
 def package_heads():
     from classifier_multi_label.heads import PooledHead
     from classifier_multi_label_denses import DensesHead
+    from classifier_multi_label_seq2seq import Seq2SeqHead
     from classifier_multi_label_textcnn import TextCNNHead
 
     return {"classifier_multi_label": PooledHead, "classifier_multi_label_textcnn": TextCNNHead,
-            "classifier_multi_label_denses": DensesHead}
+            "classifier_multi_label_denses": DensesHead, "classifier_multi_label_seq2seq": Seq2SeqHead}
 
 
 if __name__ == "__main__":

@@ -27,18 +27,21 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from classifier_multi_label.config import TrainConfig  # noqa: E402
+from classifier_multi_label.data import LabelVocab  # noqa: E402
 from classifier_multi_label.heads import PooledHead  # noqa: E402
 from classifier_multi_label.losses import bce  # noqa: E402
 from classifier_multi_label.model import MultiLabelClassifier  # noqa: E402
 from classifier_multi_label.trainer import Trainer  # noqa: E402
 from classifier_multi_label_denses import DensesHead  # noqa: E402
+from classifier_multi_label_seq2seq import Seq2SeqHead  # noqa: E402
 from classifier_multi_label_textcnn import TextCNNHead  # noqa: E402
 
 ALBERT_SMALL_ZH = dict(vocabulary_size=21128, num_layers=6, num_heads=12, embedding_dim=128, hidden_dim=384,
                        intermediate_dim=1536, dropout=0.0, max_sequence_length=512)
 HEADS = {"classifier_multi_label": PooledHead, "classifier_multi_label_textcnn": TextCNNHead,
-         "classifier_multi_label_denses": DensesHead}
+         "classifier_multi_label_denses": DensesHead, "classifier_multi_label_seq2seq": Seq2SeqHead}
 NUM_LABELS = 15
+LABELS = LabelVocab([f"label_{i}" for i in range(NUM_LABELS)])
 
 
 def batch(size, seq_len, rng):
@@ -59,13 +62,16 @@ def throughput(fn, n_examples_per_call, seconds=20.0, min_calls=5) -> float:
 
 def measure(package, head_cls, seq_len, seconds):
     keras.utils.set_random_seed(0)
-    model = MultiLabelClassifier(keras_hub.models.AlbertBackbone(**ALBERT_SMALL_ZH), head_cls(NUM_LABELS))
     rng = np.random.default_rng(0)
+    # 1 to 4 labels per text: seq2seq decodes at most 5 steps (4 labels + END), as the original's max_length 5
+    label_lists = [list(rng.choice(LABELS.names, rng.integers(1, 5), replace=False)) for _ in range(32)]
+    head = head_cls(NUM_LABELS, **head_cls.resolve_options({}, label_lists))  # seq2seq: beam 5 by default
+    model = MultiLabelClassifier(keras_hub.models.AlbertBackbone(**ALBERT_SMALL_ZH), head)
     x_infer = batch(64, seq_len, rng)
     infer_ds = tf.data.Dataset.from_tensors(x_infer).repeat(4).cache()
     infer = throughput(lambda: model.predict_outputs(infer_ds), 4 * 64, seconds)
     x_train = batch(32, seq_len, rng)
-    y_train = tf.constant(rng.integers(0, 2, (32, NUM_LABELS)), tf.float32)
+    y_train = tf.constant(head.targets(label_lists, LABELS), tf.float32)
     trainer = Trainer(model, bce, TrainConfig(epochs=1), steps_per_epoch=10_000, learning_rate=5e-5)
     train = throughput(lambda: float(trainer._train_step(x_train, y_train)), 32, seconds)
     return {"infer_examples_per_s": round(infer, 1), "train_examples_per_s": round(train, 1)}

@@ -35,6 +35,7 @@ class Head(keras.layers.Layer):
 
     decodes_labels = False  # True: `infer` returns the label sets ("decisions"); no thresholds
     uses_core_loss = True  # False: `compute_loss` ignores the core's --loss, which must stay "bce"
+    xla_train_step = True  # False: the train step runs without XLA even with --jit-compile (measured slower)
 
     def __init__(self, num_labels: int, **options):
         super().__init__(name=options.pop("name", "head"))

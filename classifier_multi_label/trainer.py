@@ -95,7 +95,8 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
             self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
-        self._train_step = tf.function(self._step, jit_compile=cfg.jit_compile, reduce_retracing=True)
+        jit = cfg.jit_compile and getattr(model.head, "xla_train_step", True)
+        self._train_step = tf.function(self._step, jit_compile=jit, reduce_retracing=True)
 
     def _step(self, x, y):
         def replica_step(x, y):

@@ -1,5 +1,7 @@
-"""ALBERT + seq2seq attention decoder with beam search: not implemented yet (tracked in issue 4).
+"""ALBERT + seq2seq multi-label classifier: BiLSTM stacks over the encoder, an LSTM decoder with
+Bahdanau attention that emits the label set as a sequence, and beam search inside the exported
+model. See model.py and README.md."""
 
-Nothing in this package trains or predicts yet; the shared core and the baseline live in
-`classifier_multi_label`.
-"""
+from .model import Seq2SeqHead
+
+__all__ = ["Seq2SeqHead"]

@@ -1,4 +1,5 @@
-"""The TextCNN and multi-dense heads: shapes, masking, learning, save/load, and their commands."""
+"""The TextCNN and multi-dense heads: shapes, masking, learning; every sibling's commands, save/load
+and export."""
 
 import json
 
@@ -12,6 +13,7 @@ from conftest import TINY, assert_export_parity, run_script
 from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
 from classifier_multi_label_denses import DensesHead
+from classifier_multi_label_seq2seq import Seq2SeqHead
 from classifier_multi_label_textcnn import TextCNNHead
 
 
@@ -79,11 +81,15 @@ def test_one_training_step_lowers_the_loss(head):
     assert float(loss()) < before
 
 
-@pytest.mark.parametrize("package, head_cls", [("classifier_multi_label_textcnn", TextCNNHead),
-                                               ("classifier_multi_label_denses", DensesHead)])
-def test_package_commands_save_load_and_export(package, head_cls, tiny_data, tmp_path):
+SIBLINGS = {"classifier_multi_label_textcnn": (TextCNNHead, ["--filter-sizes", "2", "3", "--num-filters", "8"]),
+            "classifier_multi_label_denses": (DensesHead, []),
+            "classifier_multi_label_seq2seq": (Seq2SeqHead, ["--encoder-layers", "1", "--beam-width", "3"])}
+
+
+@pytest.mark.parametrize("package", SIBLINGS)
+def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
+    head_cls, extra = SIBLINGS[package]
     run_dir = tmp_path / "run"
-    extra = ["--filter-sizes", "2", "3", "--num-filters", "8"] if package.endswith("textcnn") else []
     proc = run_script(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
                       "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,0 +1,11 @@
+"""Export a TF Serving SavedModel: python classifier_multi_label_seq2seq/export.py --model-dir D --export-dir D"""
+import pathlib
+import sys
+
+sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])  # import the project, not this folder
+
+from classifier_multi_label import cli  # noqa: E402
+from classifier_multi_label_seq2seq import Seq2SeqHead  # noqa: E402
+
+if __name__ == "__main__":
+    cli.export(Seq2SeqHead, "classifier_multi_label_seq2seq")

@@ -1,0 +1,254 @@
+"""The seq2seq head (docs/algorithms.md §1.8): the label set decoded as a sequence.
+
+ALBERT sequence output [batch, length, hidden]
+-> a forward stack and a backward stack of LSTMs (3 each by default, `lstm_units` = hidden),
+   concatenated only at the top, padding masked: memory [batch, length, 2 * units]
+-> an LSTM decoder (2 * units) with Bahdanau attention over the memory (padding masked) and input
+   feeding: step t reads [embedding(y_{t-1}); a_{t-1}], a_t = W_a [h_t; c_t], logits_t = Dense(a_t)
+-> decoder tokens: 0 PAD, 1 GO (start), 2 END, 3 + i for label i.
+
+Training (teacher forcing): a text's labels in a canonical order (by training frequency, most
+frequent first, by default; `--label-order file` keeps each row's own order), then END, padded with
+PAD; cross-entropy averaged over the non-PAD tokens. A text with no label is just END.
+
+Inference: batched beam search (`--beam-width`, 5 by default; 1 is greedy) in TensorFlow ops, so
+it runs inside the exported SavedModel. A hypothesis never emits a label twice (labels it already
+holds are masked), stops at END, and is forced to END after `max_labels` labels (the largest set
+in training, by default). Hypotheses are ranked by summed log-probability, as the original.
+
+Outputs: ``decisions`` is the best hypothesis' label set. ``scores`` are beam marginals: the
+final hypotheses' probabilities renormalised over the beam, summed over the hypotheses that hold
+the label; a label in every hypothesis scores 1, in none 0. They rank labels and show confidence;
+the decoded set, not a threshold, decides (see the README).
+
+Fixes of the TF1 original: its start and end tokens were swapped between training and inference
+(decoding never stopped early), padding was attended to and fed to the encoder LSTMs, and the
+decoded labels were not de-duplicated.
+
+Example:
+    >>> head = Seq2SeqHead(num_labels=3, encoder_layers=1, max_labels=2)
+    >>> out = head({"sequence_output": tf.random.normal([2, 5, 8]), "pooled_output": tf.zeros([2, 8])},
+    ...            tf.constant([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))
+    >>> {k: tuple(v.shape) for k, v in head.infer(out).items()}
+    {'scores': (2, 3), 'decisions': (2, 3)}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from classifier_multi_label.heads import Head
+
+PAD, GO, END, FIRST_LABEL = 0, 1, 2, 3
+NEG = -1e9  # the log-probability of an impossible hypothesis (finite: no inf - inf = nan)
+LABEL_ORDERS = ("frequency", "file")
+
+
+def label_sequences(positions, length: int):
+    """positions [batch, labels] (0: absent, k: the label is its text's k-th) -> decoder targets
+    [batch, length] int32: the labels in position order, END, then PAD."""
+    pos = tf.cast(positions, tf.int32)
+    present = pos > 0
+    order = tf.argsort(tf.where(present, pos, tf.int32.max), axis=-1, stable=True)  # [batch, labels]
+    order = tf.pad(order, [[0, 0], [0, tf.maximum(length - tf.shape(order)[1], 0)]])[:, :length]
+    n = tf.reduce_sum(tf.cast(present, tf.int32), axis=-1, keepdims=True)  # [batch, 1]
+    t = tf.range(length)[None, :]  # [1, length]
+    return tf.where(t < n, order + FIRST_LABEL, tf.where(t == n, END, PAD))
+
+
+class Seq2SeqHead(Head):
+    decodes_labels = True
+    uses_core_loss = False
+    # XLA compiles the LSTM loops' gradients poorly on CPU: a train step (batch 16, length 48, hidden
+    # 128) took 248 ms with XLA and 124 ms without. Inference keeps XLA (25 ms against 42 ms).
+    xla_train_step = False
+
+    @dataclass
+    class options:  # noqa: N801
+        encoder_layers: int = 3  # LSTM layers in each direction
+        lstm_units: Optional[int] = None  # None: the encoder's hidden size (as the original)
+        dropout: float = 0.5  # on every LSTM output (the original: keep 0.5)
+        beam_width: int = 5  # 1: greedy decoding
+        label_order: str = "frequency"  # frequency | file: the order labels are decoded in
+        max_labels: Optional[int] = None  # None: the largest label set in the training data
+
+    def __init__(self, num_labels: int, encoder_layers: int = 3, lstm_units: Optional[int] = None,
+                 dropout: float = 0.5, beam_width: int = 5, label_order: str = "frequency",
+                 max_labels: Optional[int] = None, **kw):
+        super().__init__(num_labels, **kw)
+        if label_order not in LABEL_ORDERS:
+            raise ValueError(f"--label-order {label_order!r}: use one of {', '.join(LABEL_ORDERS)}")
+        if beam_width < 1 or encoder_layers < 1:
+            raise ValueError("--beam-width and --encoder-layers must be at least 1")
+        self.encoder_layers, self.lstm_units, self.beam_width = int(encoder_layers), lstm_units, int(beam_width)
+        self.label_order = label_order
+        self.max_labels = int(max_labels) if max_labels is not None else num_labels
+        self.max_len = self.max_labels + 1  # decoding steps: the labels, then END
+        self.vocab = num_labels + FIRST_LABEL
+        self.dropout = keras.layers.Dropout(dropout)
+
+    @classmethod
+    def resolve_options(cls, options: dict, train_label_lists) -> dict:
+        largest = max((len(labs) for labs in train_label_lists), default=0)
+        if options.get("max_labels") is None:
+            options["max_labels"] = max(largest, 1)
+        elif options["max_labels"] < largest:
+            raise ValueError(f"--max-labels {options['max_labels']}: a training text has {largest} labels; "
+                             f"raise it to at least {largest} or leave it out")
+        return options
+
+    def targets(self, label_lists, labels) -> np.ndarray:
+        """Position codes [examples, num_labels]: 0 absent, k the label's place in the decoded order."""
+        rank = np.arange(len(labels))
+        if self.label_order == "frequency":  # most frequent first; ties in label-file order
+            counts = labels.multi_hot(label_lists).sum(axis=0)
+            rank[np.argsort(-counts, kind="stable")] = np.arange(len(labels))
+        out = np.zeros((len(label_lists), len(labels)), np.float32)
+        for row, labs in enumerate(label_lists):
+            if len(labs) > self.max_labels:
+                raise ValueError(f"a text has {len(labs)} labels, more than --max-labels {self.max_labels}")
+            ids = [labels.index[lab] for lab in labs]
+            if self.label_order == "frequency":
+                ids = sorted(ids, key=lambda i: rank[i])
+            out[row, ids] = np.arange(1, len(ids) + 1)
+        return out
+
+    def build(self, encoder_outputs_shape, padding_mask_shape=None):
+        hidden = int(encoder_outputs_shape["sequence_output"][-1])
+        units = int(self.lstm_units or hidden)
+        d = 2 * units  # decoder, attention and label-embedding size (the original: 768)
+        lstm = dict(return_sequences=True, return_state=True)
+        self.forward = [keras.layers.LSTM(units, **lstm, name=f"encoder_fw_{i}") for i in range(self.encoder_layers)]
+        self.backward = [keras.layers.LSTM(units, go_backwards=True, **lstm, name=f"encoder_bw_{i}")
+                         for i in range(self.encoder_layers)]
+        self.embedding = keras.layers.Embedding(self.vocab, d, name="label_embedding")
+        self.cell = keras.layers.LSTMCell(d, name="decoder_cell")
+        self.memory_layer = keras.layers.Dense(d, use_bias=False, name="attention_memory")  # W_m
+        self.query_layer = keras.layers.Dense(d, use_bias=False, name="attention_query")  # W_q
+        self.v = keras.layers.Dense(1, use_bias=False, name="attention_v")
+        self.attention_layer = keras.layers.Dense(d, use_bias=False, name="attention_output")  # W_a
+        self.output_layer = keras.layers.Dense(self.vocab, name="logits",
+                                               kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1))
+        seq = (None, None, hidden)
+        for i, layer in enumerate(self.forward + self.backward):
+            layer.build(seq if i % self.encoder_layers == 0 else (None, None, units))
+        self.embedding.build((None,))
+        self.cell.build((None, 2 * d))
+        for layer, dim in ((self.memory_layer, d), (self.query_layer, d), (self.v, d), (self.attention_layer, 2 * d),
+                           (self.output_layer, d)):
+            layer.build((None, dim))
+        self.units, self.d = units, d
+        self.built = True
+
+    def call(self, encoder_outputs, padding_mask, training=None):
+        x = encoder_outputs["sequence_output"]  # [batch, length, hidden]
+        mask = tf.cast(padding_mask, tf.bool)  # [batch, length]
+        fw = bw = x
+        for layer in self.forward:
+            fw, fw_h, fw_c = layer(fw, mask=mask, training=training)  # fw: [batch, length, units]
+            fw = self.dropout(fw, training=training)
+        for layer in self.backward:
+            bw, bw_h, bw_c = layer(bw, mask=mask, training=training)
+            bw = self.dropout(tf.reverse(bw, axis=[1]), training=training)  # back to text order
+        return {"memory": tf.concat([fw, bw], axis=-1),  # [batch, length, d]
+                "memory_mask": tf.cast(padding_mask, tf.int32),
+                "h": tf.concat([fw_h, bw_h], axis=-1), "c": tf.concat([fw_c, bw_c], axis=-1)}  # [batch, d]
+
+    def _step(self, tokens, state, memory, keys, mask, beams: int, training=None):
+        """One decoder step for batch * beams hypotheses (beams adjacent per text).
+
+        tokens [n]; state (h, c, a) each [n, d]; memory, keys [batch, length, d]; mask [batch, length]
+        -> logits [n, vocab], new state."""
+        h, c, a = state
+        x = tf.concat([self.embedding(tokens), a], axis=-1)  # input feeding: [n, 2d]
+        out, (h, c) = self.cell(x, [h, c], training=training)  # out: [n, d]
+        out = self.dropout(out, training=training)
+        q = tf.reshape(self.query_layer(out), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
+        # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. Written as a sum, not a Dense(1), so
+        # XLA fuses it and never writes the [batch, beams, length, d] tanh out to memory.
+        e = tf.reduce_sum(tf.tanh(keys[:, None] + q) * self.v.kernel[:, 0], axis=-1)
+        e = tf.where(mask[:, None, :], e, NEG)  # padding gets no attention
+        context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), memory)  # [batch, beams, d]
+        a = self.attention_layer(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1))  # [n, d]
+        return self.output_layer(a), (h, c, a)
+
+    def _start(self, outputs, beams: int):
+        memory = outputs["memory"]  # [batch, length, d]
+        mask = tf.cast(outputs["memory_mask"], tf.bool)
+        h, c = (tf.repeat(outputs[k], beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
+        return (h, c, tf.zeros_like(h)), memory, self.memory_layer(memory), mask
+
+    def teacher_forced_logits(self, outputs, targets, training=None):
+        """targets [batch, max_len] token ids -> logits [batch, max_len, vocab] (input: GO, targets[:-1])."""
+        state, memory, keys, mask = self._start(outputs, 1)
+        inputs = tf.concat([tf.fill([tf.shape(targets)[0], 1], GO), targets[:, :-1]], axis=1)  # [batch, max_len]
+        logits = []
+        for t in range(targets.shape[1]):  # max_len is small and static: unrolled
+            step_logits, state = self._step(inputs[:, t], state, memory, keys, mask, 1, training)
+            logits.append(step_logits)
+        return tf.stack(logits, axis=1)
+
+    def compute_loss(self, y_true, outputs, loss_fn=None):
+        """Masked token cross-entropy of the canonical label sequence (`y_true`: `targets`' codes)."""
+        targets = label_sequences(y_true, self.max_len)  # [batch, max_len]
+        logits = self.teacher_forced_logits(outputs, targets, training=True)  # [batch, max_len, vocab]
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)  # [batch, max_len]
+        weight = tf.cast(targets != PAD, ce.dtype)
+        return tf.reduce_sum(ce * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+
+    def sequence_log_prob(self, outputs, targets):
+        """Summed log-probability [batch] of token sequences [batch, max_len] (END, then PAD)."""
+        logp = tf.nn.log_softmax(self.teacher_forced_logits(outputs, targets, training=False))
+        picked = tf.gather(logp, targets, batch_dims=2)  # [batch, max_len]
+        return tf.reduce_sum(tf.where(targets != PAD, picked, 0.0), axis=-1)
+
+    def beam_search(self, outputs, width: int):
+        """-> sequences [batch, width, max_len] (token ids, best first), log_prob [batch, width],
+        label sets [batch, width, num_labels] (bool)."""
+        c_labels, w = self.num_labels, int(width)
+        state, memory, keys, mask = self._start(outputs, 1)
+        batch = tf.shape(memory)[0]
+        tokens = tf.fill([batch], GO)
+        # Only the first hypothesis is live at the start, so the beam never holds copies.
+        log_prob = tf.tile(tf.constant([[0.0] + [NEG] * (w - 1)]), [batch, 1])  # [batch, width]
+        finished = tf.zeros([batch, w], tf.bool)
+        held = tf.zeros([batch, w, c_labels], tf.bool)  # labels each hypothesis has emitted
+        sequences = tf.zeros([batch, w, 0], tf.int32)
+        for t in range(self.max_len):
+            if t == 0:  # every hypothesis is the empty prefix: one step per text, then copies
+                logits, state = self._step(tokens, state, memory, keys, mask, 1)
+                logits, state = tf.repeat(logits, w, axis=0), tuple(tf.repeat(s, w, axis=0) for s in state)
+            else:
+                logits, state = self._step(tokens, state, memory, keys, mask, w)
+            lp = tf.reshape(tf.nn.log_softmax(logits), [batch, w, self.vocab])  # [batch, width, vocab]
+            may_emit = ~held & ~finished[..., None] & (t < self.max_len - 1)  # [batch, width, labels]
+            label_scores = tf.where(may_emit, log_prob[..., None] + lp[..., FIRST_LABEL:], NEG)
+            end_scores = tf.where(finished, log_prob, log_prob + lp[..., END])  # a finished one carries over as is
+            candidates = tf.concat([end_scores[..., None], label_scores], axis=-1)  # [batch, width, 1 + labels]
+            log_prob, index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k=w)  # [batch, width]
+            parent, choice = index // (c_labels + 1), index % (c_labels + 1)  # choice 0: END, k: label k - 1
+            was_finished = tf.gather(finished, parent, batch_dims=1)
+            finished = was_finished | (choice == 0)
+            held = tf.gather(held, parent, batch_dims=1) | tf.cast(tf.one_hot(choice - 1, c_labels), tf.bool)
+            token = tf.where(choice == 0, END, choice - 1 + FIRST_LABEL)
+            token = tf.where(was_finished, PAD, token)  # [batch, width]
+            sequences = tf.concat([tf.gather(sequences, parent, batch_dims=1), token[..., None]], axis=-1)
+            rows = tf.reshape(parent + tf.range(batch)[:, None] * w, [-1])  # [batch * width]
+            state = tuple(tf.gather(s, rows) for s in state)
+            tokens = tf.reshape(token, [-1])
+        return {"sequences": sequences, "log_prob": log_prob, "label_sets": held}  # top_k: best first
+
+    def scores(self, outputs):
+        return self.infer(outputs)["scores"]
+
+    def infer(self, outputs) -> dict:
+        found = self.beam_search(outputs, self.beam_width)
+        held = tf.cast(found["label_sets"], tf.float32)  # [batch, width, labels]
+        weight = tf.nn.softmax(found["log_prob"], axis=-1)  # [batch, width]
+        return {"scores": tf.einsum("bw,bwl->bl", weight, held),  # beam marginals: [batch, labels]
+                "decisions": tf.cast(held[:, 0], tf.int32)}  # the best hypothesis' set

@@ -65,7 +65,7 @@ def measure(package, head_cls, seq_len, seconds):
     rng = np.random.default_rng(0)
     # 1 to 4 labels per text: seq2seq decodes at most 5 steps (4 labels + END), as the original's max_length 5
     label_lists = [list(rng.choice(LABELS.names, rng.integers(1, 5), replace=False)) for _ in range(32)]
-    head = head_cls(NUM_LABELS, **head_cls.resolve_options({}, label_lists))  # seq2seq: beam 5 by default
+    head = head_cls(NUM_LABELS, **head_cls.resolve_options({}, label_lists, LABELS))  # seq2seq: beam 5 by default
     model = MultiLabelClassifier(keras_hub.models.AlbertBackbone(**ALBERT_SMALL_ZH), head)
     x_infer = batch(64, seq_len, rng)
     infer_ds = tf.data.Dataset.from_tensors(x_infer).repeat(4).cache()

@@ -177,7 +177,7 @@ def make_parser(description: str, head_config_cls=None) -> argparse.ArgumentPars
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="a JSON run config (for example a run folder's config.json)")
     parser.add_argument("--output-dir", dest="top.output_dir", default=argparse.SUPPRESS)
-    taken = {"output_dir", "config", "package", "head"}
+    taken = {"output_dir", "config", "package"}  # (a head option may be called `head`: its dest is head.head)
     for section, section_cls in SECTIONS.items():
         _add_dataclass_args(parser.add_argument_group(section), section_cls, section, taken)
     if head_config_cls is not None:

@@ -180,7 +180,7 @@ def train(cfg: RunConfig, head_cls) -> Run:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
         raise ValueError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
-    cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels)
+    cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)
     labels.save(os.path.join(run_dir, "labels.txt"))
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
         fh.write(cfg.to_json())

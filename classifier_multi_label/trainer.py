@@ -100,6 +100,7 @@ class Trainer:
 
     def _step(self, x, y):
         def replica_step(x, y):
+            x = self.model.head.training_inputs(x, y)
             with tf.GradientTape() as tape:
                 outputs = self.model(x, training=True)
                 loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
@@ -135,6 +136,7 @@ class Trainer:
         while int(self.epoch.numpy()) < self.cfg.epochs:
             epoch = int(self.epoch.numpy())
             print(f"epoch {epoch + 1}/{self.cfg.epochs}", flush=True)
+            self.model.head.on_epoch_begin(epoch)
             bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
             start, losses, seen = time.time(), [], 0
             for step, (x, y) in enumerate(train_data_for_epoch(epoch)):

@@ -93,7 +93,7 @@ class Seq2SeqHead(Head):
         self.dropout = keras.layers.Dropout(dropout)
 
     @classmethod
-    def resolve_options(cls, options: dict, train_label_lists) -> dict:
+    def resolve_options(cls, options: dict, train_label_lists, labels) -> dict:
         largest = max((len(labs) for labs in train_label_lists), default=0)
         if options.get("max_labels") is None:
             options["max_labels"] = max(largest, 1)

@@ -1,5 +1,2 @@
-"""LM-MTC label-mask training and SharpReCL prototype contrastive training: not implemented yet (tracked in issue 5).
-
-Nothing in this package trains or predicts yet; the shared core and the baseline live in
-`classifier_multi_label`.
-"""
+"""Research methods on the shared core: `prototype_contrastive` (SharpReCL, multi-label adaptation)
+works; `label_mask` (LM-MTC) is not implemented yet (issue 5)."""

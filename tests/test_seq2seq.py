@@ -45,9 +45,10 @@ def test_targets_in_frequency_order_then_end():
 
 
 def test_max_labels_is_the_largest_training_set_and_checked():
-    assert Seq2SeqHead.resolve_options({"max_labels": None}, [["a"], ["a", "b"], []])["max_labels"] == 2
+    vocab = LabelVocab(["a", "b"])
+    assert Seq2SeqHead.resolve_options({"max_labels": None}, [["a"], ["a", "b"], []], vocab)["max_labels"] == 2
     with pytest.raises(ValueError, match="a training text has 2 labels"):
-        Seq2SeqHead.resolve_options({"max_labels": 1}, [["a"], ["a", "b"]])
+        Seq2SeqHead.resolve_options({"max_labels": 1}, [["a"], ["a", "b"]], vocab)
     with pytest.raises(ValueError, match="more than --max-labels 1"):
         Seq2SeqHead(2, max_labels=1).targets([["a", "b"]], LabelVocab(["a", "b"]))
 

@@ -184,3 +184,33 @@ def _albert_from_json(path: str, overrides: dict | None = None):
         return albert_backbone_from_config(config, path)
     except (CheckpointError, TypeError) as e:
         raise EncoderError(str(e)) from None
+
+
+def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Optional[int] = None,
+                  max_sequence_length: Optional[int] = None) -> keras.Model:
+    """The same backbone with `extra_tokens` more token-embedding rows, at least `num_segments` token
+    types and at least `max_sequence_length` positions (a from-scratch backbone only: a pretrained
+    one keeps its position table). Every weight is copied; new rows keep their fresh initialisation.
+
+    Example:
+        >>> bigger = grow_backbone(backbone, extra_tokens=10, num_segments=5)  # doctest: +SKIP
+    """
+    config = backbone.get_config()
+    config["vocabulary_size"] += int(extra_tokens)
+    config["num_segments"] = max(config.get("num_segments", 2), int(num_segments or 0))
+    if max_sequence_length and max_sequence_length > config["max_sequence_length"]:
+        config["max_sequence_length"] = int(max_sequence_length)
+    grown = type(backbone).from_config(config)
+    old = {w.path: w for w in backbone.weights}
+    for w in grown.weights:
+        src = old.get(w.path)
+        if src is None:
+            raise EncoderError(f"cannot grow the encoder: no weight {w.path} in the original")
+        if tuple(src.shape) == tuple(w.shape):
+            w.assign(src)
+        elif len(src.shape) == 2 and src.shape[1] == w.shape[1] and src.shape[0] < w.shape[0]:
+            w.assign(tf.concat([src, w[src.shape[0]:]], axis=0))  # old rows, then the new ones
+            log.info("encoder: %s grows from %d to %d rows", w.path, src.shape[0], w.shape[0])
+        else:
+            raise EncoderError(f"cannot grow the encoder: {w.path} is {tuple(src.shape)}, wanted {tuple(w.shape)}")
+    return grown

@@ -6,8 +6,8 @@ become per-label logits (`logits`), scores (`scores`) and a training loss (`comp
 Everything else (data, encoder, training, metrics, thresholds, export) is shared.
 
 The baseline's `PooledHead` and `TextCNNHead` live here: contrib's prototype contrastive training
-trains either one. Training-time hooks: `training_inputs` (extra views or masking inside the
-compiled step) and `on_epoch_begin` (schedules).
+trains either one. Hooks: `adapt_encoder` (extra tokens, an input template), `training_inputs`
+(extra views or masking inside the compiled step) and `on_epoch_begin` (schedules).
 
 A head that decodes the label set itself (seq2seq) sets `decodes_labels`, returns "decisions"
 from `infer` (thresholds are then not tuned for it), may encode its training targets its own way
@@ -52,10 +52,15 @@ class Head(keras.layers.Layer):
         before the head is built (saved in config.json, so a loaded run rebuilds the same head)."""
         return options
 
+    def adapt_encoder(self, backbone, preprocessor):
+        """(backbone, preprocessor) this head runs on, before the model is built (train and load):
+        unchanged by default; a head may add tokens or build its own input template here."""
+        return backbone, preprocessor
+
     def training_inputs(self, x: dict, y):
-        """The model's inputs for a training step (inside the compiled step): `x` by default; a head
-        may add views or masking here."""
-        return x
+        """(inputs, targets) of a training step, inside the compiled step: unchanged by default; a
+        head may add views or masking here (its `compute_loss` receives the targets it returns)."""
+        return x, y
 
     def on_epoch_begin(self, epoch: int):
         """Called by the trainer before each epoch (0-based), for schedules inside the loss."""

@@ -185,7 +185,9 @@ def train(cfg: RunConfig, head_cls) -> Run:
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
         fh.write(cfg.to_json())
 
-    model = MultiLabelClassifier(backbone, _head(head_cls, cfg, len(labels)))
+    head = _head(head_cls, cfg, len(labels))
+    backbone, pre = head.adapt_encoder(backbone, pre)
+    model = MultiLabelClassifier(backbone, head)
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
     targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
     t = cfg.train
@@ -231,7 +233,9 @@ def load_run(run_dir: str, head_cls, package: str) -> Run:
         raise FileNotFoundError(f"{weights} is missing: the run did not finish its first epoch "
                                 "(continue it with train.py --output-dir <it> --resume)")
     pre = encoder_lib.preprocessor_from_run(run_dir, cfg.data.max_seq_length, cfg.data.pad_to_multiple_of)
-    model = MultiLabelClassifier(encoder_lib.backbone_from_run(run_dir), _head(head_cls, cfg, len(labels)))
+    head = _head(head_cls, cfg, len(labels))
+    backbone, pre = head.adapt_encoder(encoder_lib.backbone_from_run(run_dir), pre)
+    model = MultiLabelClassifier(backbone, head)
     try:
         model.load_weights(weights)
     except Exception as e:  # h5py/keras raise several types for a damaged file

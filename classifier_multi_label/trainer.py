@@ -100,7 +100,7 @@ class Trainer:
 
     def _step(self, x, y):
         def replica_step(x, y):
-            x = self.model.head.training_inputs(x, y)
+            x, y = self.model.head.training_inputs(x, y)
             with tf.GradientTape() as tape:
                 outputs = self.model(x, training=True)
                 loss = self.model.head.compute_loss(y, outputs, self.loss_fn)

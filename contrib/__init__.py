@@ -1,2 +1,2 @@
-"""Research methods on the shared core: `prototype_contrastive` (SharpReCL, multi-label adaptation)
-works; `label_mask` (LM-MTC) is not implemented yet (issue 5)."""
+"""Research methods on the shared core: `label_mask` (LM-MTC) and `prototype_contrastive`
+(SharpReCL, multi-label adaptation). Each is a head plus the four entry points."""

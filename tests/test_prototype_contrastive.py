@@ -101,7 +101,7 @@ def test_training_steps_lower_the_loss(inner):
         return float(bce(y, model(x)["logits"] + head.prior_logit))
     before = classification_loss()
     for _ in range(5):
-        views = head.training_inputs(x, y)
+        views, _ = head.training_inputs(x, y)
         with tf.GradientTape() as tape:
             loss = head.compute_loss(y, model(views, training=True), bce)
         grads = tape.gradient(loss, model.trainable_variables)

@@ -199,7 +199,7 @@ class PrototypeContrastiveHead(Head):
 
     def training_inputs(self, x, y):
         """Two views: the batch twice; dropout draws independent masks for the copies."""
-        return {k: tf.concat([v, v], axis=0) for k, v in x.items()}
+        return {k: tf.concat([v, v], axis=0) for k, v in x.items()}, y
 
     def hard_ratio(self):
         e = tf.cast(self.epoch, tf.float32)

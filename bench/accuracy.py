@@ -90,7 +90,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
     elif args.hidden_dim:  # otherwise the package's default from-scratch ALBERT
         cfg.encoder = dataclasses.replace(cfg.encoder, hidden_dim=args.hidden_dim, num_layers=args.num_layers,
                                           num_heads=args.num_heads, intermediate_dim=args.hidden_dim * 4)
-    cfg.head = dataclasses.asdict(head_cls.options())
+    cfg.head = {**dataclasses.asdict(head_cls.options()), **json.loads(args.head_options)}
     start = time.time()
     train(cfg, head_cls)
     return collect(cfg.output_dir, head_cls, package, train_seconds=time.time() - start)
@@ -148,6 +148,8 @@ def main():
     p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--num-heads", type=int, default=4)
+    p.add_argument("--head-options", default="{}",
+                   help='JSON of head options for the packages trained now, e.g. \'{"head": "textcnn"}\'')
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -182,9 +184,12 @@ def package_heads():
     from classifier_multi_label_denses import DensesHead
     from classifier_multi_label_seq2seq import Seq2SeqHead
     from classifier_multi_label_textcnn import TextCNNHead
+    from contrib.label_mask import LabelMaskHead
+    from contrib.prototype_contrastive import PrototypeContrastiveHead
 
     return {"classifier_multi_label": PooledHead, "classifier_multi_label_textcnn": TextCNNHead,
-            "classifier_multi_label_denses": DensesHead, "classifier_multi_label_seq2seq": Seq2SeqHead}
+            "classifier_multi_label_denses": DensesHead, "classifier_multi_label_seq2seq": Seq2SeqHead,
+            "contrib.label_mask": LabelMaskHead, "contrib.prototype_contrastive": PrototypeContrastiveHead}
 
 
 if __name__ == "__main__":

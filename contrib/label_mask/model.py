@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from classifier_multi_label.encoder import EncoderError, grow_backbone
 from classifier_multi_label.heads import Head
+from classifier_multi_label.tokenization import SPECIAL_TOKENS
 
 LS, LE, YES, NO, MASK = range(5)  # offsets of a label's five tokens
 
@@ -105,8 +106,8 @@ class LabelMaskHead(Head):
         if mask is None:
             raise EncoderError("the vocabulary has no mask token ([MASK]); LM-MTC's text MLM needs one")
         self.base_vocabulary, self.mask_id = base, int(preprocessor.tokenizer.token_to_id(mask))
-        self.first_text_id = 5 if vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] else 0
-        self.sequence_length = preprocessor.sequence_length
+        # MLM's random replacements skip the special tokens when the vocabulary starts with them.
+        self.first_text_id = len(SPECIAL_TOKENS) if vocab[:len(SPECIAL_TOKENS)] == SPECIAL_TOKENS else 0
         self.max_predictions = max(1, math.ceil(1.5 * self.mlm_probability * preprocessor.sequence_length))
         # New rows: 5 tokens per label, one token type per label, and positions for the template.
         grown = grow_backbone(backbone, extra_tokens=5 * c, num_segments=2 + c, max_sequence_length=total)

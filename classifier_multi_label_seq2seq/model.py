@@ -142,7 +142,7 @@ class Seq2SeqHead(Head):
         for layer, dim in ((self.memory_layer, d), (self.query_layer, d), (self.v, d), (self.attention_layer, 2 * d),
                            (self.output_layer, d)):
             layer.build((None, dim))
-        self.units, self.d = units, d
+        self.d = d
         self.built = True
 
     def call(self, encoder_outputs, padding_mask, training=None):

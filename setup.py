@@ -28,7 +28,7 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "tensorflow-serving-api==2.21.*"],  # the gRPC client's tests
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [
             "matplotlib>=3.8",

@@ -12,15 +12,17 @@ import csv
 import functools
 import json
 import logging
+import os
 import sys
 
 from .config import parse_config
 from .data import DataError, read_examples
+from .client import ServingError
 from .encoder import EncoderError
 from .metrics import format_metrics
 
 log = logging.getLogger("classifier_multi_label")
-USER_ERRORS = (DataError, EncoderError, FileExistsError, FileNotFoundError, ValueError)
+USER_ERRORS = (DataError, EncoderError, FileExistsError, FileNotFoundError, ServingError, ValueError)
 
 
 def _setup_logging():
@@ -96,19 +98,42 @@ def read_texts(path: str, encoding: str = "utf-8") -> list:
 
 @_user_errors
 def predict(head_cls, package: str, argv=None):
-    """`<package>/predict.py --model-dir D [--input F|-]`: JSON lines of labels and scores."""
-    from .run import load_run
-
-    parser = _model_dir_parser("Predict labels for texts; prints JSON lines.")
+    """`<package>/predict.py --model-dir D | --server URL | --grpc HOST:PORT [--input F|-]`: JSON lines
+    of labels and scores, from a run folder in this process or from a model TF Serving serves."""
+    parser = argparse.ArgumentParser(description="Predict labels for texts; prints JSON lines.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model-dir", help="a run folder written by train.py")
+    where.add_argument("--server", help="TF Serving's REST address, e.g. http://localhost:8501")
+    where.add_argument("--grpc", help="TF Serving's gRPC address, e.g. localhost:8500 (pip install -e '.[serving]')")
+    parser.add_argument("--model-name", help="the served model's name (with --server/--grpc)")
+    parser.add_argument("--model-version", type=int, help="a version to ask for (default: the server's latest)")
+    parser.add_argument("--request-format", choices=("row", "columnar"), default="row",
+                        help="REST body: instances (row) or inputs (columnar)")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per request")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=3, help="retries after a connection failure or 5xx/UNAVAILABLE")
     parser.add_argument("--input", default="-", help="a text file (one text per line), a data file, or - for stdin")
     parser.add_argument("--output", help="write JSON lines here instead of stdout")
     args = parser.parse_args(argv)
     _setup_logging()
-    run = load_run(args.model_dir, head_cls, package)
+    if args.model_dir:
+        from .run import load_run
+
+        predictor = load_run(args.model_dir, head_cls, package)
+    else:
+        from .client import GrpcClient, RestClient
+
+        if not args.model_name:
+            parser.error("--server and --grpc need --model-name (the name TF Serving serves the model under)")
+        options = dict(version=args.model_version, timeout=args.timeout, retries=args.retries,
+                       batch_size=args.batch_size)
+        predictor = (RestClient(args.server, args.model_name, args.request_format, **options) if args.server
+                     else GrpcClient(args.grpc, args.model_name, **options))
     texts = read_texts(args.input)
+    rows = predictor.predict(texts)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        for text, result in zip(texts, run.predict(texts)):
+        for text, result in zip(texts, rows):
             out.write(json.dumps({"text": text, **result}, ensure_ascii=False) + "\n")
     finally:
         if args.output:
@@ -119,11 +144,21 @@ def predict(head_cls, package: str, argv=None):
 def export(head_cls, package: str, argv=None):
     """`<package>/export.py --model-dir D --export-dir D [--version N]`: a TF Serving SavedModel."""
     from .run import load_run
+    from .serving import TOKENIZERS, write_models_config
 
     parser = _model_dir_parser("Export a trained run as a TF Serving SavedModel (raw text in).")
     parser.add_argument("--export-dir", required=True, help="TF Serving's model base path; versions go below it")
     parser.add_argument("--version", type=int, help="default: one more than the largest existing version")
+    parser.add_argument("--tokenizer", choices=TOKENIZERS,
+                        help="auto (default: core TensorFlow ops when they give the same token ids), core, tf_text")
+    parser.add_argument("--models-config", help="add this model to a TF Serving --model_config_file (created if absent)")
+    parser.add_argument("--model-name", help="its name there (default: the export folder's name)")
+    parser.add_argument("--base-path", help="its base_path as the server sees it (default: /models/<model-name>)")
     args = parser.parse_args(argv)
     _setup_logging()
     run = load_run(args.model_dir, head_cls, package)
-    print(run.export(args.export_dir, args.version))
+    print(run.export(args.export_dir, args.version, args.tokenizer))
+    if args.models_config:
+        name = args.model_name or os.path.basename(os.path.normpath(args.export_dir))
+        write_models_config(args.models_config, name, args.base_path or f"/models/{name}")
+        print(f"{args.models_config}: model {name!r}")

@@ -80,6 +80,7 @@ class TrainConfig:
     jit_compile: bool = True
     resume: bool = False
     export: bool = True  # export a SavedModel to <output_dir>/export/<version> after training
+    export_tokenizer: str = "auto"  # auto | core | tf_text: the exported graph's tokenizer (README, Export)
 
 
 @dataclass

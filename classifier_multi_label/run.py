@@ -34,6 +34,7 @@ from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier
 from .pipeline import make_dataset, text_dataset
+from .client import prediction_rows
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
@@ -74,13 +75,9 @@ class Run:
         return final_decisions(predicted, values, self.config.thresholds.at_least_one).numpy()
 
     def predict(self, texts) -> list:
+        """[{"labels": predicted names, best first, "scores": {name: score}}] per text."""
         predicted = self.infer(texts)
-        out = []
-        for row, dec in zip(predicted["scores"], self.decisions(predicted)):
-            chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
-            out.append({"labels": [self.labels.names[i] for i in chosen],
-                        "scores": {n: round(float(s), 6) for n, s in zip(self.labels.names, row)}})
-        return out
+        return prediction_rows(predicted["scores"], self.decisions(predicted), self.labels.names)
 
     def tune_thresholds(self, dev: Examples) -> dict:
         """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics.
@@ -102,10 +99,12 @@ class Run:
         return multilabel_metrics(y_true, predicted["scores"], self.decisions(predicted), self.labels.names,
                                   None if self.thresholds is None else self.thresholds.values)
 
-    def export(self, export_dir: str, version: int | None = None) -> str:
-        extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "labels.txt",
-                                                         "thresholds.json")}
-        return export_run(self, export_dir, version, extra_files=extra)
+    def export(self, export_dir: str, version: int | None = None, tokenizer: str | None = None) -> str:
+        """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`)."""
+        extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "dev_metrics.json",
+                                                         "labels.txt", "thresholds.json")}
+        return export_run(self, export_dir, version, extra_files=extra,
+                          tokenizer=tokenizer or self.config.train.export_tokenizer)
 
 
 def _read(path, cfg: RunConfig) -> Examples:

@@ -12,10 +12,16 @@ Signature ``serving_default``: input ``text`` (tf.string, [batch]); outputs
   label set for a head that decodes one (seq2seq); then the at-least-one rule if the run uses it;
 - ``labels``: [batch, num_labels] string, the predicted label names, best score first, padded
   with "";
-- ``label_count``: [batch] int32, how many labels were predicted.
+- ``label_count``: [batch] int32, how many labels were predicted;
+- ``label_names``: [batch, num_labels] string, the name of each column of ``scores`` (the same in
+  every row: TF Serving's row format needs a batch dimension on every output).
 
-Tokenization, thresholds and label names live in the graph. The model loads in a process that
-imports only ``tensorflow`` and ``tensorflow_text``, which is what a TF Serving binary has.
+Tokenization, thresholds and label names live in the graph. With ``tokenizer="auto"`` (the
+default) a WordPiece vocabulary is exported with `CoreWordPieceTokenizer`, built from core
+TensorFlow ops only, after checking on a probe set that it gives keras-hub's token ids; the model
+then loads in a process that imports nothing but ``tensorflow``, as every TF Serving build has.
+A SentencePiece vocabulary keeps tensorflow-text's ops (``tokenizer="tf_text"``). The choice is
+recorded in ``assets.extra/export.json``, next to the run's config, labels, thresholds and metrics.
 
 Example:
     >>> path = export_run(run, "exports/reviews")  # doctest: +SKIP
@@ -31,8 +37,11 @@ import shutil
 import uuid
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from .core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
+from .files import write_json
 from .thresholds import final_decisions
 
 log = logging.getLogger(__name__)
@@ -57,12 +66,48 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
                        stable=True)  # [batch, num_labels]
     names = tf.gather(tf.constant(label_names), order)  # [batch, num_labels]
     chosen = tf.gather(decisions, order, batch_dims=1) > 0
+    columns = tf.tile(tf.constant(label_names)[None, :], [tf.shape(scores)[0], 1])  # [batch, num_labels]
     return {"scores": scores, "decisions": decisions, "labels": tf.where(chosen, names, ""),
-            "label_count": tf.reduce_sum(decisions, axis=-1)}
+            "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
 
 
-def export_run(run, export_dir: str, version: int | None = None, extra_files: dict | None = None) -> str:
-    """Writes `run` as `<export_dir>/<version>`; returns that path. `extra_files` go to assets.extra/."""
+TOKENIZERS = ("auto", "core", "tf_text")
+
+
+def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
+    """(the preprocessor to export, "core" or "tf_text"): `preprocessor` over `CoreWordPieceTokenizer`
+    when asked for, or with "auto" when it gives the same token ids on `PROBE_TEXTS`."""
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}")
+    if tokenizer == "tf_text":
+        return preprocessor, "tf_text"
+    try:
+        core = CoreWordPieceTokenizer.from_keras_hub(preprocessor.tokenizer,
+                                                     max_words=preprocessor.sequence_length)
+    except (AttributeError, ValueError) as e:  # a SentencePiece model, or WordPiece options it lacks
+        if tokenizer == "core":
+            raise ValueError(f"--tokenizer core cannot reproduce this run's tokenizer ({e}); "
+                             "use --tokenizer tf_text") from e
+        log.info("export: keeping tensorflow-text tokenization (%s)", e)
+        return preprocessor, "tf_text"
+    candidate = preprocessor.with_tokenizer(core)
+    probe = tf.constant(PROBE_TEXTS)
+    expected, got = preprocessor(probe)["token_ids"].numpy(), candidate(probe)["token_ids"].numpy()
+    if expected.shape != got.shape or not np.array_equal(expected, got):
+        rows = [t for t, a, b in zip(PROBE_TEXTS, expected, got) if a.shape != b.shape or (a != b).any()]
+        message = f"the core-op tokenizer differs from keras-hub's on {rows[:3]!r}"
+        if tokenizer == "core":
+            raise ValueError(message + "; use --tokenizer tf_text")
+        log.warning("export: %s; keeping tensorflow-text tokenization", message)
+        return preprocessor, "tf_text"
+    return candidate, "core"
+
+
+def export_run(run, export_dir: str, version: int | None = None, extra_files: dict | None = None,
+               tokenizer: str = "auto") -> str:
+    """Writes `run` as `<export_dir>/<version>`; returns that path. `extra_files` go to assets.extra/,
+    with export.json (package, tokenizer, labels, version)."""
+    preprocessor, tokenizer_used = serving_preprocessor(run.preprocessor, tokenizer)
     version = next_version(export_dir) if version is None else int(version)
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
@@ -72,12 +117,12 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
     tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
 
     def serve(text):
-        return serving_outputs(run.model, run.preprocessor, run.thresholds, run.config.thresholds.at_least_one,
+        return serving_outputs(run.model, preprocessor, run.thresholds, run.config.thresholds.at_least_one,
                                run.labels.names, text)
 
     archive = keras.export.ExportArchive()
     archive.track(run.model)
-    archive.track(run.preprocessor)
+    archive.track(preprocessor)
     archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     try:
         archive.write_out(tmp, verbose=False)
@@ -86,9 +131,66 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
         for name, src in (extra_files or {}).items():
             if src and os.path.exists(src):
                 shutil.copyfile(src, os.path.join(extra, name))
+        write_json(os.path.join(extra, "export.json"),
+                   {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
+                    "signature": "serving_default", "input": "text",
+                    "outputs": ["scores", "decisions", "labels", "label_count", "label_names"], "labels": list(run.labels.names)})
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("exported %s", final)
+    log.info("exported %s (%s tokenizer)", final, tokenizer_used)
     return final
+
+
+def saved_model_ops(path: str) -> set:
+    """Every op type in a SavedModel's graphs and function library (what a server must have)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as fh:
+        proto.ParseFromString(fh.read())
+    ops = set()
+    for graph in proto.meta_graphs:
+        ops.update(node.op for node in graph.graph_def.node)
+        for fn in graph.graph_def.library.function:
+            ops.update(node.op for node in fn.node_def)
+    return ops
+
+
+def write_models_config(path: str, name: str, base_path: str) -> None:
+    """Adds (or replaces) model `name` at `base_path` in TF Serving's `--model_config_file`, keeping
+    every other entry as written; the file is replaced atomically."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"model name {name!r}: use letters, digits, '_', '.' or '-' (it becomes a URL path)")
+    blocks = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        blocks = _config_blocks(text, path)
+    entry = (f'  config {{\n    name: "{name}"\n    base_path: "{base_path}"\n'
+             f'    model_platform: "tensorflow"\n  }}')
+    blocks = [b for b in blocks if re.search(r'name:\s*"([^"]*)"', b).group(1) != name] + [entry]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("model_config_list {\n" + "\n".join(blocks) + "\n}\n")
+    os.replace(tmp, path)
+
+
+def _config_blocks(text: str, path: str) -> list:
+    """The `config { ... }` blocks of a models.config, verbatim."""
+    body = re.fullmatch(r"\s*model_config_list\s*\{(.*)\}\s*", text, re.S)
+    if body is None:
+        raise ValueError(f"{path}: not a TF Serving models.config (expected `model_config_list {{ ... }}`); "
+                         "give a new path or fix the file")
+    rest, blocks, depth, start = body.group(1), [], 0, 0
+    for i, ch in enumerate(rest):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "}" and depth == 0:
+            blocks.append("  " + rest[start:i + 1].strip())
+            start = i + 1
+    if depth != 0 or rest[start:].strip() or not all(
+            re.match(r'\s*config\s*\{', b) and re.search(r'name:\s*"[^"]*"', b) for b in blocks):
+        raise ValueError(f"{path}: expected only `config {{ name: ... }}` blocks with balanced braces; "
+                         "fix the file or give a new path")
+    return blocks

@@ -76,6 +76,10 @@ class TextPreprocessor(keras.layers.Layer):
             vocabulary = [line.rstrip("\n") for line in fh if line.rstrip("\n")]
         return cls.from_vocabulary(vocabulary, sequence_length, lowercase=lowercase, **kwargs)
 
+    def with_tokenizer(self, tokenizer) -> "TextPreprocessor":
+        """The same packing over another tokenizer of the same vocabulary (the export's choice)."""
+        return TextPreprocessor(tokenizer, self.sequence_length, self.pad_to_multiple_of, name=self.name)
+
     @property
     def vocabulary_size(self) -> int:
         return int(self.tokenizer.vocabulary_size())

@@ -62,16 +62,25 @@ def tiny_data(tmp_path):
 
 
 SERVE = """
-import json, sys
+import json, os, sys
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops, as TF Serving has them)
-model = tf.saved_model.load(sys.argv[1])
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+path = sys.argv[1]
+if json.load(open(os.path.join(path, "assets.extra", "export.json")))["tokenizer"] == "tf_text":
+    import tensorflow_text  # noqa: F401  (a SentencePiece export needs its ops, as TF Serving has them)
+proto = saved_model_pb2.SavedModel()
+proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+ops = {n.op for g in proto.meta_graphs for n in g.graph_def.node}
+ops |= {n.op for g in proto.meta_graphs for f in g.graph_def.library.function for n in f.node_def}
+model = tf.saved_model.load(path)
 texts = json.load(open(sys.argv[2], encoding="utf-8"))
 out = model.signatures["serving_default"](text=tf.constant(texts))
-loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub"})
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub", "tensorflow_text"})
 print(json.dumps({"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
                   "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
-                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded}))
+                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded,
+                  "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None)}))
 """
 
 
@@ -79,8 +88,9 @@ PARITY_TEXTS = ["制热很快，声音也小", "", "好看又便宜" * 3, "x" * 
 
 
 def assert_export_parity(run_dir, head_cls, package, tmp_path):
-    """export/1 of `run_dir`, loaded in a process importing only tensorflow and tensorflow_text, gives
-    the in-process model's scores (1e-5), decisions and label names on awkward texts."""
+    """export/1 of `run_dir`, loaded in a process importing only tensorflow, gives the in-process
+    model's scores (1e-5), decisions and label names on awkward texts; its graph holds core
+    TensorFlow ops only (the core-op tokenizer, chosen by default for a WordPiece vocabulary)."""
     from classifier_multi_label import load_run
 
     run = load_run(str(run_dir), head_cls, package)
@@ -92,7 +102,10 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     served = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert served["loaded"] == []  # neither this project nor keras-hub was needed
+    assert served["loaded"] == []  # neither this project nor keras-hub nor tensorflow-text was needed
+    assert served["unregistered_ops"] == []  # every op is core TensorFlow: any TF Serving build runs it
+    export_info = json.loads((run_dir / "export" / "1" / "assets.extra" / "export.json").read_text())
+    assert export_info["tokenizer"] == "core" and export_info["package"] == package
     np.testing.assert_allclose(np.array(served["scores"]), expected, atol=1e-5)
     decisions = np.array(served["decisions"])
     np.testing.assert_array_equal(decisions, run.decisions(predicted))

@@ -54,3 +54,9 @@ def test_sentencepiece_vocabulary(tmp_path):
     assert (tmp_path / "run" / "spm.model").read_bytes() == proto  # the run folder keeps the vocabulary
     pred = run_script("classifier_multi_label/predict.py", "--model-dir", tmp_path / "run", input="制热很快\n")
     assert pred.returncode == 0 and json.loads(pred.stdout)["text"] == "制热很快", pred.stderr[-2000:]
+    # SentencePiece needs tensorflow-text's ops in the export; asking for core ops is refused clearly.
+    export_info = json.loads((tmp_path / "run" / "export" / "1" / "assets.extra" / "export.json").read_text())
+    assert export_info["tokenizer"] == "tf_text"
+    proc = run_script("classifier_multi_label/export.py", "--model-dir", tmp_path / "run", "--export-dir",
+                      tmp_path / "exp", "--tokenizer", "core")
+    assert proc.returncode == 2 and "use --tokenizer tf_text" in proc.stderr and "Traceback" not in proc.stderr

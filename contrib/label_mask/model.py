@@ -48,6 +48,7 @@ class LabelTemplate(keras.layers.Layer):
     def __init__(self, preprocessor, num_labels: int, **kwargs):
         super().__init__(**kwargs)
         self.preprocessor = preprocessor
+        self.num_labels = int(num_labels)
         self.sequence_length = preprocessor.sequence_length
         self.vocabulary_size = preprocessor.vocabulary_size + 5 * num_labels
         base, c = preprocessor.vocabulary_size, np.arange(num_labels)
@@ -55,6 +56,14 @@ class LabelTemplate(keras.layers.Layer):
         self.template_ids = tf.constant(ids.reshape(-1), tf.int32)  # [3 * labels]
         self.template_types = tf.constant(np.repeat(2 + c, 3), tf.int32)  # [3 * labels]
         self.built = True
+
+    @property
+    def tokenizer(self):
+        return self.preprocessor.tokenizer
+
+    def with_tokenizer(self, tokenizer):
+        """The same template over another tokenizer of the same vocabulary (the export's choice)."""
+        return LabelTemplate(self.preprocessor.with_tokenizer(tokenizer), self.num_labels, name=self.name)
 
     def call(self, texts):
         x = self.preprocessor(texts)  # [batch, length]

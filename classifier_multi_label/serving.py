@@ -58,6 +58,7 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
     """The exported computation, also callable in-process (tests compare the two)."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
     predicted = model.head.infer(model(inputs, training=False))  # "scores" [batch, num_labels], ...
+    predicted = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v for k, v in predicted.items()}
     scores = predicted["scores"]
     decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
                                 at_least_one)  # [batch, num_labels]

@@ -8,8 +8,9 @@ Architecture: albert_small_zh (vocabulary 21128, embedding 128, hidden 384, 6 la
 1536) with the baseline's pooled sigmoid head over 10 labels, random weights. Texts: the demo
 reviews joined until each fills the sequence, so every request is padded to `--seq-len` tokens.
 Both sides start from raw strings: tokenization is timed. Figures: single-text latency p50/p99
-(one request at a time) and batch-64 throughput, for our export with the core-op tokenizer and
-with tensorflow-text's, and for transformers. Needs `pip install -e '.[bench]'`. Not a test; run it
+(one request at a time) and batch-64 throughput, for our export in float32 with the core-op
+tokenizer and with tensorflow-text's, in the precision `train.py --precision auto` picks on this
+machine (bfloat16 on a CPU with AMX), and for transformers. Needs `pip install -e '.[bench]'`. Not a test; run it
 on an otherwise idle machine.
 """
 
@@ -33,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from classifier_multi_label.config import RunConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
 from classifier_multi_label.heads import PooledHead  # noqa: E402
-from classifier_multi_label.model import MultiLabelClassifier  # noqa: E402
+from classifier_multi_label.model import MultiLabelClassifier, dtype_policy, resolve_precision  # noqa: E402
 from classifier_multi_label.run import Run, demo_file  # noqa: E402
 from classifier_multi_label.serving import export_run  # noqa: E402
 from classifier_multi_label.thresholds import Thresholds  # noqa: E402
@@ -83,10 +84,11 @@ def throughput(fn, items, batch: int, seconds: float) -> float:
     return calls * batch / (time.perf_counter() - start)
 
 
-def ours(vocab, seq_len, export_dir, tokenizer):
-    keras_hub_backbone = keras_hub.models.AlbertBackbone(vocabulary_size=VOCAB_SIZE, max_sequence_length=512,
-                                                         dropout=0.0, **ALBERT)
-    model = MultiLabelClassifier(keras_hub_backbone, PooledHead(NUM_LABELS))
+def ours(vocab, seq_len, export_dir, tokenizer, precision):
+    with dtype_policy(precision):
+        backbone = keras_hub.models.AlbertBackbone(vocabulary_size=VOCAB_SIZE, max_sequence_length=512,
+                                                   dropout=0.0, **ALBERT)
+        model = MultiLabelClassifier(backbone, PooledHead(NUM_LABELS))
     pre = TextPreprocessor.from_vocabulary(vocab, seq_len)
     labels = LabelVocab([f"label_{i}" for i in range(NUM_LABELS)])
     run = Run(export_dir, RunConfig(), labels, pre, model, Thresholds(np.full(NUM_LABELS, 0.5), False, "fixed", 0.5))
@@ -130,8 +132,11 @@ def main():
     vocab, items = vocabulary(), texts(args.seq_len)
     results, versions = {}, {"tensorflow": tf.__version__}
     with tempfile.TemporaryDirectory() as tmp:
-        systems = {f"ours, {t} tokenizer": ours(vocab, args.seq_len, os.path.join(tmp, t), t)
-                   for t in ("core", "tf_text")}
+        # float32, and what a run trained on this machine uses by default (--precision auto).
+        default, _ = resolve_precision("auto", None)
+        variants = [("core", "float32"), ("tf_text", "float32")] + ([("core", default)] if default != "float32" else [])
+        systems = {f"ours, {t} tokenizer, {p}": ours(vocab, args.seq_len, os.path.join(tmp, f"{t}-{p}"), t, p)
+                   for t, p in variants}
         try:
             systems["transformers (PyTorch)"], versions["transformers"], versions["torch"] = huggingface(
                 vocab, args.seq_len, tmp)

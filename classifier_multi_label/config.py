@@ -77,7 +77,8 @@ class TrainConfig:
     asl_clip: float = 0.05
     cb_beta: float = 0.9999
     pos_weight_max: float = 50.0  # cap of neg/pos ratios for the pos_weight loss
-    jit_compile: bool = True
+    precision: str = "auto"  # auto | float32 | mixed_bfloat16 (README: Speed); auto resolves at train time
+    jit_compile: Optional[bool] = None  # XLA train/predict steps; None: on for float32, off for mixed_bfloat16
     resume: bool = False
     export: bool = True  # export a SavedModel to <output_dir>/export/<version> after training
     export_tokenizer: str = "auto"  # auto | core | tf_text: the exported graph's tokenizer (README, Export)

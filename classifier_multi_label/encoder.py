@@ -86,6 +86,13 @@ def backbone_from_run(run_dir: str) -> keras.Model:
     return keras.saving.deserialize_keras_object(spec, safe_mode=True)
 
 
+def with_precision(backbone: keras.Model, precision: str) -> keras.Model:
+    """`backbone` computing under the Keras dtype policy `precision` (weights stay float32)."""
+    if backbone.dtype_policy.name == precision:
+        return backbone
+    return grow_backbone(backbone, dtype=precision)
+
+
 def _find_vocab(folder: str, vocab_file: Optional[str]) -> Optional[str]:
     if vocab_file:
         return vocab_file
@@ -187,10 +194,11 @@ def _albert_from_json(path: str, overrides: dict | None = None):
 
 
 def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Optional[int] = None,
-                  max_sequence_length: Optional[int] = None) -> keras.Model:
+                  max_sequence_length: Optional[int] = None, dtype: Optional[str] = None) -> keras.Model:
     """The same backbone with `extra_tokens` more token-embedding rows, at least `num_segments` token
     types and at least `max_sequence_length` positions (a from-scratch backbone only: a pretrained
-    one keeps its position table). Every weight is copied; new rows keep their fresh initialisation.
+    one keeps its position table), computing in `dtype` (a Keras dtype policy) if given. Every weight
+    is copied; new rows keep their fresh initialisation.
 
     Example:
         >>> bigger = grow_backbone(backbone, extra_tokens=10, num_segments=5)  # doctest: +SKIP
@@ -200,6 +208,8 @@ def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Op
     config["num_segments"] = max(config.get("num_segments", 2), int(num_segments or 0))
     if max_sequence_length and max_sequence_length > config["max_sequence_length"]:
         config["max_sequence_length"] = int(max_sequence_length)
+    if dtype:
+        config["dtype"] = dtype
     grown = type(backbone).from_config(config)
     old = {w.path: w for w in backbone.weights}
     for w in grown.weights:

@@ -13,9 +13,52 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def cpu_has_amx_bf16() -> bool:
+    """True on x86 CPUs with AMX bfloat16 tiles (Linux /proc/cpuinfo flag `amx_bf16`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in fh)
+    except OSError:
+        return False
+
+
+def resolve_precision(precision: str, jit_compile, head_supports_bfloat16: bool = True) -> tuple:
+    """(dtype policy, XLA on/off) for a run. "auto": mixed_bfloat16 on a CPU-only machine with AMX
+    bfloat16 units, else float32. XLA defaults to on for float32 and off for mixed_bfloat16: XLA's CPU
+    backend does not use the AMX units (albert_small_zh, batch 32, sequence 60, measured here: 68.5
+    training examples/s in bfloat16 without XLA, 41.6 with it, 47.5 in float32 with XLA)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "mixed_bfloat16" and not head_supports_bfloat16:
+        raise ValueError("--precision mixed_bfloat16: this head trains in float32 only; use --precision float32")
+    if precision == "auto":
+        bf16 = head_supports_bfloat16 and cpu_has_amx_bf16() and not tf.config.list_physical_devices("GPU")
+        precision = "mixed_bfloat16" if bf16 else "float32"
+    if jit_compile is None:
+        jit_compile = precision == "float32"
+    return precision, bool(jit_compile)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside compute under the Keras dtype policy `name`; the global one is restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 class MultiLabelClassifier(keras.Model):
@@ -24,6 +67,10 @@ class MultiLabelClassifier(keras.Model):
     def __init__(self, backbone: keras.Model, head, **kwargs):
         inputs = backbone.input  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
         outputs = head(backbone(inputs), inputs["padding_mask"])
+        # Under a mixed-precision policy the layers compute in bfloat16; losses, sigmoids and
+        # thresholds get float32, as Keras' mixed-precision guide recommends for the last layer.
+        outputs = keras.tree.map_structure(
+            lambda t: keras.ops.cast(t, "float32") if "float" in str(t.dtype) else t, outputs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.head = head

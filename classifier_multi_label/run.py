@@ -28,13 +28,13 @@ import numpy as np
 
 from . import encoder as encoder_lib
 from .config import RunConfig
+from .client import prediction_rows
 from .data import Examples, LabelVocab, read_examples
 from .files import write_json
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
-from .model import MultiLabelClassifier
+from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import make_dataset, text_dataset
-from .client import prediction_rows
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
@@ -155,6 +155,15 @@ def _head(head_cls, cfg: RunConfig, num_labels: int):
     return head_cls(num_labels, **cfg.head)
 
 
+def _build_model(head_cls, cfg: RunConfig, num_labels: int, backbone, pre):
+    """(model, preprocessor): the head over the backbone, computing in the run's precision."""
+    with dtype_policy(cfg.train.precision):
+        head = _head(head_cls, cfg, num_labels)
+        backbone = encoder_lib.with_precision(backbone, cfg.train.precision)
+        backbone, pre = head.adapt_encoder(backbone, pre)
+        return MultiLabelClassifier(backbone, head), pre
+
+
 def train(cfg: RunConfig, head_cls) -> Run:
     """Trains, tunes thresholds on dev, evaluates on test, exports. Returns the loaded run."""
     run_dir = _prepare_run_dir(cfg)
@@ -180,13 +189,14 @@ def train(cfg: RunConfig, head_cls) -> Run:
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
         raise ValueError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
     cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)
+    cfg.train.precision, cfg.train.jit_compile = resolve_precision(cfg.train.precision, cfg.train.jit_compile,
+                                                                   head_cls.supports_bfloat16)
+    log.info("precision %s, XLA %s", cfg.train.precision, "on" if cfg.train.jit_compile else "off")
     labels.save(os.path.join(run_dir, "labels.txt"))
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
         fh.write(cfg.to_json())
 
-    head = _head(head_cls, cfg, len(labels))
-    backbone, pre = head.adapt_encoder(backbone, pre)
-    model = MultiLabelClassifier(backbone, head)
+    model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre)
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
     targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
     t = cfg.train
@@ -232,9 +242,10 @@ def load_run(run_dir: str, head_cls, package: str) -> Run:
         raise FileNotFoundError(f"{weights} is missing: the run did not finish its first epoch "
                                 "(continue it with train.py --output-dir <it> --resume)")
     pre = encoder_lib.preprocessor_from_run(run_dir, cfg.data.max_seq_length, cfg.data.pad_to_multiple_of)
-    head = _head(head_cls, cfg, len(labels))
-    backbone, pre = head.adapt_encoder(encoder_lib.backbone_from_run(run_dir), pre)
-    model = MultiLabelClassifier(backbone, head)
+    if cfg.train.precision == "auto":  # a run saved before precisions existed: it trained in float32
+        cfg.train.precision = "float32"
+    cfg.train.precision, cfg.train.jit_compile = resolve_precision(cfg.train.precision, cfg.train.jit_compile)
+    model, pre = _build_model(head_cls, cfg, len(labels), encoder_lib.backbone_from_run(run_dir), pre)
     try:
         model.load_weights(weights)
     except Exception as e:  # h5py/keras raise several types for a damaged file

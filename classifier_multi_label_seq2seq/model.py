@@ -171,16 +171,17 @@ class Seq2SeqHead(Head):
         q = tf.reshape(self.query_layer(out), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
         # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. Written as a sum, not a Dense(1), so
         # XLA fuses it and never writes the [batch, beams, length, d] tanh out to memory.
-        e = tf.reduce_sum(tf.tanh(keys[:, None] + q) * self.v.kernel[:, 0], axis=-1)
+        e = tf.reduce_sum(tf.tanh(keys[:, None] + q) * tf.cast(self.v.kernel[:, 0], q.dtype), axis=-1)
         e = tf.where(mask[:, None, :], e, NEG)  # padding gets no attention
         context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), memory)  # [batch, beams, d]
         a = self.attention_layer(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1))  # [n, d]
         return self.output_layer(a), (h, c, a)
 
     def _start(self, outputs, beams: int):
-        memory = outputs["memory"]  # [batch, length, d]
+        # The model hands out float32 (MultiLabelClassifier); the decoder computes in the policy's dtype.
+        memory = tf.cast(outputs["memory"], self.compute_dtype)  # [batch, length, d]
         mask = tf.cast(outputs["memory_mask"], tf.bool)
-        h, c = (tf.repeat(outputs[k], beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
+        h, c = (tf.repeat(tf.cast(outputs[k], self.compute_dtype), beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
         return (h, c, tf.zeros_like(h)), memory, self.memory_layer(memory), mask
 
     def teacher_forced_logits(self, outputs, targets, training=None):
@@ -197,13 +198,14 @@ class Seq2SeqHead(Head):
         """Masked token cross-entropy of the canonical label sequence (`y_true`: `targets`' codes)."""
         targets = label_sequences(y_true, self.max_len)  # [batch, max_len]
         logits = self.teacher_forced_logits(outputs, targets, training=True)  # [batch, max_len, vocab]
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)  # [batch, max_len]
+        # float32 from here on: under mixed_bfloat16 a bfloat16 softmax would lose the small probabilities.
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))  # [batch, max_len]
         weight = tf.cast(targets != PAD, ce.dtype)
         return tf.reduce_sum(ce * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
     def sequence_log_prob(self, outputs, targets):
         """Summed log-probability [batch] of token sequences [batch, max_len] (END, then PAD)."""
-        logp = tf.nn.log_softmax(self.teacher_forced_logits(outputs, targets, training=False))
+        logp = tf.nn.log_softmax(tf.cast(self.teacher_forced_logits(outputs, targets, training=False), tf.float32))
         picked = tf.gather(logp, targets, batch_dims=2)  # [batch, max_len]
         return tf.reduce_sum(tf.where(targets != PAD, picked, 0.0), axis=-1)
 
@@ -225,7 +227,8 @@ class Seq2SeqHead(Head):
                 logits, state = tf.repeat(logits, w, axis=0), tuple(tf.repeat(s, w, axis=0) for s in state)
             else:
                 logits, state = self._step(tokens, state, memory, keys, mask, w)
-            lp = tf.reshape(tf.nn.log_softmax(logits), [batch, w, self.vocab])  # [batch, width, vocab]
+            # float32 log-probabilities: hypotheses are ranked by their sums (bfloat16 keeps ~3 digits).
+            lp = tf.reshape(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [batch, w, self.vocab])  # [batch, width, vocab]
             may_emit = ~held & ~finished[..., None] & (t < self.max_len - 1)  # [batch, width, labels]
             label_scores = tf.where(may_emit, log_prob[..., None] + lp[..., FIRST_LABEL:], NEG)
             end_scores = tf.where(finished, log_prob, log_prob + lp[..., END])  # a finished one carries over as is

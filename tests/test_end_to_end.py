@@ -106,3 +106,38 @@ def test_layering_core_imports_no_sibling():
                                                                top != "classifier_multi_label"):
                             bad.append(f"{dirpath}/{f} imports {name}")
     assert bad == []
+
+
+def test_mixed_bfloat16_trains_and_exports(tmp_path, monkeypatch):
+    from classifier_multi_label import PooledHead
+    from classifier_multi_label import model as model_lib
+
+    monkeypatch.setattr(model_lib, "cpu_has_amx_bf16", lambda: True)
+    assert model_lib.resolve_precision("auto", None) == ("mixed_bfloat16", False)  # XLA off in bfloat16
+    monkeypatch.setattr(model_lib, "cpu_has_amx_bf16", lambda: False)
+    assert model_lib.resolve_precision("auto", None) == ("float32", True)
+    assert model_lib.resolve_precision("mixed_bfloat16", True) == ("mixed_bfloat16", True)  # explicit wins
+    with pytest.raises(ValueError, match="--precision must be one of"):
+        model_lib.resolve_precision("float16", None)
+    monkeypatch.setattr(model_lib, "cpu_has_amx_bf16", lambda: True)
+    assert model_lib.resolve_precision("auto", None, head_supports_bfloat16=False) == ("float32", True)
+    with pytest.raises(ValueError, match="trains in float32 only"):
+        model_lib.resolve_precision("mixed_bfloat16", None, head_supports_bfloat16=False)
+
+    from classifier_multi_label_seq2seq import Seq2SeqHead
+
+    train = write_hellonlp(tmp_path / "train.csv", REVIEWS * 4)
+    flags = [f for f in TINY if f not in ("--precision", "float32")]
+    for package, head_cls in (("classifier_multi_label", PooledHead), ("classifier_multi_label_seq2seq", Seq2SeqHead)):
+        run_dir = tmp_path / package
+        proc = run_script(f"{package}/train.py", "--train-file", train, "--output-dir", run_dir,
+                          "--precision", "mixed_bfloat16", *flags)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        cfg = json.loads((run_dir / "config.json").read_text())["train"]
+        assert (cfg["precision"], cfg["jit_compile"]) == ("mixed_bfloat16", False)
+        assert "precision mixed_bfloat16, XLA off" in proc.stderr
+        # bfloat16 keeps about 3 significant digits: the export must agree with the loaded run to that.
+        assert_export_parity(run_dir, head_cls, package, tmp_path, atol=5e-3)
+    proc = run_script("contrib/label_mask/train.py", "--train-file", train, "--output-dir", tmp_path / "lm",
+                      "--precision", "mixed_bfloat16", *flags)
+    assert proc.returncode == 2 and "trains in float32 only" in proc.stderr

@@ -118,6 +118,8 @@ def projection(dim: int, out_dim: int, name: str) -> keras.Sequential:
 
 
 class PrototypeContrastiveHead(Head):
+    supports_bfloat16 = False  # its contrastive loss has not been checked in bfloat16
+
     @dataclass
     class options:  # noqa: N801
         head: str = "pooled"  # the classifier trained: pooled (the baseline) | textcnn

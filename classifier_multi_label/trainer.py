@@ -116,8 +116,11 @@ class Trainer:
         return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
 
     def fit(self, train_data_for_epoch, dev_inputs, y_dev, run_dir: str, resume: bool = False) -> list:
+        # Dropout's random state is not part of the model's checkpoint: without it a resumed run would
+        # replay the first epochs' dropout masks and drift from an uninterrupted one.
+        seed_states = [v for v in self.model.variables if "seed_generator_state" in v.path]
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs)
+                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs, seed_states=seed_states)
         manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"), max_to_keep=2)
         history_path = os.path.join(run_dir, "history.json")
         history: list = []

@@ -7,14 +7,43 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
 from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
+def training_args(tiny_data, run_dir):
+    return ["--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"],
+            "--output-dir", str(run_dir), *TINY, "--epochs", "30", "--patience", "0"]  # the last --epochs wins
+
+
+def same_results(a, b):
+    """Test metrics and the per-epoch history of two run folders, equal to 1e-6."""
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    ha, hb = (json.loads((d / "history.json").read_text()) for d in (a, b))
+    keys = ("micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy")
+    assert [ma[k] for k in keys] == pytest.approx([mb[k] for k in keys], abs=1e-6)
+    pairs = [[(h["train_loss"], h["dev_micro_f1_tuned"]) for h in hist] for hist in (ha, hb)]
+    assert len(pairs[0]) == len(pairs[1])
+    np.testing.assert_allclose(np.array(pairs[0]), np.array(pairs[1]), atol=1e-6)
+
+
+@pytest.fixture
+def uninterrupted(tiny_data, tmp_path):
+    proc = run_script("classifier_multi_label/train.py", *training_args(tiny_data, tmp_path / "straight"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp_path / "straight"
+
+
+def test_same_seed_same_metrics(tiny_data, tmp_path, uninterrupted):
+    proc = run_script("classifier_multi_label/train.py", *training_args(tiny_data, tmp_path / "again"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    same_results(uninterrupted, tmp_path / "again")
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), "--train-file", tiny_data["train"],
-            "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", str(run_dir),
-            *TINY, "--epochs", "30", "--patience", "0"]  # the last --epochs wins
+    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(tiny_data, run_dir)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.json"
     deadline = time.time() + 300
@@ -34,6 +63,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path):
     epochs = [h["epoch"] for h in json.loads(history.read_text())]
     assert epochs == list(range(1, 31))  # the killed epochs are not redone, none is skipped
     assert (run_dir / "metrics.json").exists() and (run_dir / "export" / "1" / "saved_model.pb").exists()
+    same_results(uninterrupted, run_dir)  # the kill changed nothing
 
 
 def test_sentencepiece_vocabulary(tmp_path):

@@ -108,8 +108,7 @@ def test_layering_core_imports_no_sibling():
     assert bad == []
 
 
-def test_mixed_bfloat16_trains_and_exports(tmp_path, monkeypatch):
-    from classifier_multi_label import PooledHead
+def test_precision_resolution(monkeypatch):
     from classifier_multi_label import model as model_lib
 
     monkeypatch.setattr(model_lib, "cpu_has_amx_bf16", lambda: True)
@@ -124,6 +123,10 @@ def test_mixed_bfloat16_trains_and_exports(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="trains in float32 only"):
         model_lib.resolve_precision("mixed_bfloat16", None, head_supports_bfloat16=False)
 
+
+@pytest.mark.slow  # about 70 s; bfloat16 is emulated (slow) on CPUs without bfloat16 units
+def test_mixed_bfloat16_trains_and_exports(tmp_path):
+    from classifier_multi_label import PooledHead
     from classifier_multi_label_seq2seq import Seq2SeqHead
 
     train = write_hellonlp(tmp_path / "train.csv", REVIEWS * 4)

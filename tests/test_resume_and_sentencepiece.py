@@ -28,22 +28,29 @@ def same_results(a, b):
     np.testing.assert_allclose(np.array(pairs[0]), np.array(pairs[1]), atol=1e-6)
 
 
-@pytest.fixture
-def uninterrupted(tiny_data, tmp_path):
-    proc = run_script("classifier_multi_label/train.py", *training_args(tiny_data, tmp_path / "straight"))
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("resume")
+    return {"train": write_hellonlp(d / "train.csv", REVIEWS * 3), "dev": write_hellonlp(d / "dev.csv", REVIEWS),
+            "test": write_hellonlp(d / "test.csv", REVIEWS), "dir": d}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data):
+    proc = run_script("classifier_multi_label/train.py", *training_args(data, data["dir"] / "straight"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp_path / "straight"
+    return data["dir"] / "straight"
 
 
-def test_same_seed_same_metrics(tiny_data, tmp_path, uninterrupted):
-    proc = run_script("classifier_multi_label/train.py", *training_args(tiny_data, tmp_path / "again"))
+def test_same_seed_same_metrics(data, tmp_path, uninterrupted):
+    proc = run_script("classifier_multi_label/train.py", *training_args(data, tmp_path / "again"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     same_results(uninterrupted, tmp_path / "again")
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tiny_data, tmp_path, uninterrupted):
+def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
-    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(tiny_data, run_dir)]
+    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(data, run_dir)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.json"
     deadline = time.time() + 300

@@ -6,9 +6,14 @@ import json
 import os
 
 
-def write_json(path: str, obj, indent: int = 2):
-    """Writes `obj` as UTF-8 JSON to `path` via a temporary file renamed into place."""
+def write_text(path: str, text: str):
+    """Writes `text` (UTF-8) to `path` via a temporary file renamed into place."""
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=indent, ensure_ascii=False)
+        fh.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, obj, indent: int = 2):
+    """Writes `obj` as UTF-8 JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False))

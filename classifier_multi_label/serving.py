@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from .core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
-from .files import write_json
+from .files import write_json, write_text
 from .thresholds import final_decisions
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
     """The exported computation, also callable in-process (tests compare the two)."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
     predicted = model.head.infer(model(inputs, training=False))  # "scores" [batch, num_labels], ...
-    predicted = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v for k, v in predicted.items()}
     scores = predicted["scores"]
     decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
                                 at_least_one)  # [batch, num_labels]
@@ -132,10 +131,11 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
         for name, src in (extra_files or {}).items():
             if src and os.path.exists(src):
                 shutil.copyfile(src, os.path.join(extra, name))
+        outputs = ["scores", "decisions", "labels", "label_count", "label_names"]
         write_json(os.path.join(extra, "export.json"),
                    {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
-                    "signature": "serving_default", "input": "text",
-                    "outputs": ["scores", "decisions", "labels", "label_count", "label_names"], "labels": list(run.labels.names)})
+                    "signature": "serving_default", "input": "text", "outputs": outputs,
+                    "labels": list(run.labels.names)})
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -172,10 +172,7 @@ def write_models_config(path: str, name: str, base_path: str) -> None:
     entry = (f'  config {{\n    name: "{name}"\n    base_path: "{base_path}"\n'
              f'    model_platform: "tensorflow"\n  }}')
     blocks = [b for b in blocks if re.search(r'name:\s*"([^"]*)"', b).group(1) != name] + [entry]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("model_config_list {\n" + "\n".join(blocks) + "\n}\n")
-    os.replace(tmp, path)
+    write_text(path, "model_config_list {\n" + "\n".join(blocks) + "\n}\n")
 
 
 def _config_blocks(text: str, path: str) -> list:

@@ -14,13 +14,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 

@@ -163,7 +163,7 @@ class Seq2SeqHead(Head):
         """One decoder step for batch * beams hypotheses (beams adjacent per text).
 
         tokens [n]; state (h, c, a) each [n, d]; memory, keys [batch, length, d]; mask [batch, length]
-        -> logits [n, vocab], new state."""
+        -> logits [n, vocab] (float32), new state."""
         h, c, a = state
         x = tf.concat([self.embedding(tokens), a], axis=-1)  # input feeding: [n, 2d]
         out, (h, c) = self.cell(x, [h, c], training=training)  # out: [n, d]
@@ -175,7 +175,9 @@ class Seq2SeqHead(Head):
         e = tf.where(mask[:, None, :], e, NEG)  # padding gets no attention
         context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), memory)  # [batch, beams, d]
         a = self.attention_layer(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1))  # [n, d]
-        return self.output_layer(a), (h, c, a)
+        # float32 logits: under mixed_bfloat16 a bfloat16 softmax would lose small probabilities, and
+        # beams are ranked by sums of log-probabilities (bfloat16 keeps about 3 digits).
+        return tf.cast(self.output_layer(a), tf.float32), (h, c, a)
 
     def _start(self, outputs, beams: int):
         # The model hands out float32 (MultiLabelClassifier); the decoder computes in the policy's dtype.
@@ -198,14 +200,13 @@ class Seq2SeqHead(Head):
         """Masked token cross-entropy of the canonical label sequence (`y_true`: `targets`' codes)."""
         targets = label_sequences(y_true, self.max_len)  # [batch, max_len]
         logits = self.teacher_forced_logits(outputs, targets, training=True)  # [batch, max_len, vocab]
-        # float32 from here on: under mixed_bfloat16 a bfloat16 softmax would lose the small probabilities.
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))  # [batch, max_len]
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)  # [batch, max_len]
         weight = tf.cast(targets != PAD, ce.dtype)
         return tf.reduce_sum(ce * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
     def sequence_log_prob(self, outputs, targets):
         """Summed log-probability [batch] of token sequences [batch, max_len] (END, then PAD)."""
-        logp = tf.nn.log_softmax(tf.cast(self.teacher_forced_logits(outputs, targets, training=False), tf.float32))
+        logp = tf.nn.log_softmax(self.teacher_forced_logits(outputs, targets, training=False))
         picked = tf.gather(logp, targets, batch_dims=2)  # [batch, max_len]
         return tf.reduce_sum(tf.where(targets != PAD, picked, 0.0), axis=-1)
 
@@ -227,8 +228,7 @@ class Seq2SeqHead(Head):
                 logits, state = tf.repeat(logits, w, axis=0), tuple(tf.repeat(s, w, axis=0) for s in state)
             else:
                 logits, state = self._step(tokens, state, memory, keys, mask, w)
-            # float32 log-probabilities: hypotheses are ranked by their sums (bfloat16 keeps ~3 digits).
-            lp = tf.reshape(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [batch, w, self.vocab])  # [batch, width, vocab]
+            lp = tf.reshape(tf.nn.log_softmax(logits), [batch, w, self.vocab])  # [batch, width, vocab]
             may_emit = ~held & ~finished[..., None] & (t < self.max_len - 1)  # [batch, width, labels]
             label_scores = tf.where(may_emit, log_prob[..., None] + lp[..., FIRST_LABEL:], NEG)
             end_scores = tf.where(finished, log_prob, log_prob + lp[..., END])  # a finished one carries over as is

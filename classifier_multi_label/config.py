@@ -79,6 +79,7 @@ class TrainConfig:
     pos_weight_max: float = 50.0  # cap of neg/pos ratios for the pos_weight loss
     precision: str = "auto"  # auto | float32 | mixed_bfloat16 (README: Speed); auto resolves at train time
     jit_compile: Optional[bool] = None  # XLA train/predict steps; None: on for float32, off for mixed_bfloat16
+    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (TF_CONFIG); README: Distributed
     resume: bool = False
     export: bool = True  # export a SavedModel to <output_dir>/export/<version> after training
     export_tokenizer: str = "auto"  # auto | core | tf_text: the exported graph's tokenizer (README, Export)

@@ -32,6 +32,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+# The csv module refuses fields over 131,072 characters by default; a long document is a valid text
+# (the tokenizer truncates it to --max-seq-length tokens), so lift the limit for every reader here.
+csv.field_size_limit(2**31 - 1)
+
 log = logging.getLogger(__name__)
 
 NO_LABEL = "|"  # hellonlp's "no label" marker, in label cells, one-hot headers and label files

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from .albert_checkpoint import CheckpointError, albert_backbone_from_config, port_albert_checkpoint
 from .config import EncoderConfig
+from .files import write_json
 from .tokenization import TextPreprocessor, build_vocabulary
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ class Encoder:
             "tokenizer": {"file": vocab_name, "lowercase": bool(getattr(tok, "lowercase", False)),
                           "strip_accents": bool(getattr(tok, "strip_accents", False))},
         }
-        with open(os.path.join(run_dir, "encoder.json"), "w", encoding="utf-8") as fh:
-            json.dump(spec, fh, indent=2)
+        write_json(os.path.join(run_dir, "encoder.json"), spec)
 
 
 def preprocessor_from_run(run_dir: str, sequence_length: int, pad_to_multiple_of: int) -> TextPreprocessor:
@@ -86,9 +86,11 @@ def backbone_from_run(run_dir: str) -> keras.Model:
     return keras.saving.deserialize_keras_object(spec, safe_mode=True)
 
 
-def with_precision(backbone: keras.Model, precision: str) -> keras.Model:
-    """`backbone` computing under the Keras dtype policy `precision` (weights stay float32)."""
-    if backbone.dtype_policy.name == precision:
+def with_precision(backbone: keras.Model, precision: str, copy: bool = False) -> keras.Model:
+    """`backbone` computing under the Keras dtype policy `precision` (weights stay float32). `copy`
+    rebuilds it even when the policy matches: its variables are then created in the current
+    distribution strategy's scope."""
+    if backbone.dtype_policy.name == precision and not copy:
         return backbone
     return grow_backbone(backbone, dtype=precision)
 

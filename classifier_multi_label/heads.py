@@ -42,6 +42,7 @@ class Head(keras.layers.Layer):
     uses_core_loss = True  # False: `compute_loss` ignores the core's --loss, which must stay "bce"
     xla_train_step = True  # False: the train step runs without XLA even with --jit-compile (measured slower)
     supports_bfloat16 = True  # False: --precision auto stays float32 and mixed_bfloat16 is refused
+    batch_local_loss = True  # False: the loss couples a whole batch (contrastive): one replica only
 
     def __init__(self, num_labels: int, **options):
         super().__init__(name=options.pop("name", "head"))

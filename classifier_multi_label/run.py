@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from . import encoder as encoder_lib
 from .config import RunConfig
 from .client import prediction_rows
+from .distribute import Cluster, make_strategy
 from .data import Examples, LabelVocab, read_examples
-from .files import write_json
+from .files import write_json, write_text
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
@@ -155,29 +159,60 @@ def _head(head_cls, cfg: RunConfig, num_labels: int):
     return head_cls(num_labels, **cfg.head)
 
 
-def _build_model(head_cls, cfg: RunConfig, num_labels: int, backbone, pre):
-    """(model, preprocessor): the head over the backbone, computing in the run's precision."""
-    with dtype_policy(cfg.train.precision):
+def _build_model(head_cls, cfg: RunConfig, num_labels: int, backbone, pre, cluster: Cluster | None = None):
+    """(model, preprocessor): the head over the backbone, computing in the run's precision, its
+    variables created under the cluster's distribution strategy."""
+    cluster = cluster or Cluster(tf.distribute.get_strategy())
+    with dtype_policy(cfg.train.precision), cluster.strategy.scope():
         head = _head(head_cls, cfg, num_labels)
-        backbone = encoder_lib.with_precision(backbone, cfg.train.precision)
+        backbone = encoder_lib.with_precision(backbone, cfg.train.precision, copy=cluster.distributed)
         backbone, pre = head.adapt_encoder(backbone, pre)
         return MultiLabelClassifier(backbone, head), pre
 
 
-def train(cfg: RunConfig, head_cls) -> Run:
-    """Trains, tunes thresholds on dev, evaluates on test, exports. Returns the loaded run."""
-    run_dir = _prepare_run_dir(cfg)
-    resuming = cfg.train.resume and os.path.exists(os.path.join(run_dir, "encoder.json"))
-    if resuming:  # continue exactly the run that was started: its saved config wins
-        cfg = RunConfig.load(os.path.join(run_dir, "config.json"))
-        cfg.train.resume = True
-        log.info("--resume: continuing %s with its config.json", run_dir)
+def _worker_dirs(cfg: RunConfig, cluster: Cluster) -> tuple:
+    """(where this process writes, the chief's run folder). A worker other than the chief writes
+    to a temporary folder; with --resume it reads the chief's checkpoints from --output-dir."""
+    if cluster.is_chief:
+        run_dir = _prepare_run_dir(cfg)
+        return run_dir, run_dir
+    if cfg.train.resume and not cfg.output_dir:
+        raise ValueError("--resume with several workers: give every worker the same --output-dir, on storage "
+                         "they all read (the chief's checkpoints are there)")
+    return tempfile.mkdtemp(prefix=f"{cfg.package}-{cluster.task_type}{cluster.task_index}-"), cfg.output_dir
+
+
+def train(cfg: RunConfig, head_cls) -> Run | None:
+    """Trains, tunes thresholds on dev, evaluates on test, exports. Returns the loaded run; on a
+    worker other than the chief, trains only (the chief writes the run folder) and returns None."""
+    cluster = make_strategy(cfg.train.strategy)  # before any TensorFlow op: collectives start here
+    if cluster.distributed and not head_cls.batch_local_loss:
+        raise ValueError(f"{cfg.package}: its loss couples the whole batch and cannot be split over replicas; "
+                         "train it with --strategy one_device")
+    log.info("strategy: %s", cluster.describe())
+    run_dir, chief_dir = _worker_dirs(cfg, cluster)
+    try:
+        return _train(cfg, head_cls, cluster, run_dir, chief_dir)
+    finally:
+        if not cluster.is_chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:
+    saved = os.path.join(chief_dir or run_dir, "config.json")
+    if cfg.train.resume and os.path.exists(saved):  # continue the run that was started: its config wins
+        strategy, cfg = cfg.train.strategy, RunConfig.load(saved)
+        cfg.train.resume, cfg.train.strategy = True, strategy
+        log.info("--resume: continuing %s with its config.json", os.path.dirname(saved))
+    # Rebuild the run's own encoder only when a checkpoint will fill its weights: a run killed
+    # before its first checkpoint starts again from the encoder it was given (pretrained weights).
+    resuming = bool(cfg.train.resume and chief_dir and tf.train.latest_checkpoint(os.path.join(chief_dir, "checkpoints")))
     keras.utils.set_random_seed(cfg.train.seed)
     train_ex, dev_ex, test_ex, labels = load_data(cfg)
     d = cfg.data
     if resuming:
-        backbone = encoder_lib.backbone_from_run(run_dir)
-        pre = encoder_lib.preprocessor_from_run(run_dir, d.max_seq_length, d.pad_to_multiple_of)
+        backbone = encoder_lib.backbone_from_run(chief_dir)
+        pre = encoder_lib.preprocessor_from_run(chief_dir, d.max_seq_length, d.pad_to_multiple_of)
         pretrained = None  # the learning rate was resolved when the run started
     else:
         enc = encoder_lib.load_encoder(cfg.encoder, d.max_seq_length, train_ex.texts, d.pad_to_multiple_of)
@@ -193,10 +228,9 @@ def train(cfg: RunConfig, head_cls) -> Run:
                                                                    head_cls.supports_bfloat16)
     log.info("precision %s, XLA %s", cfg.train.precision, "on" if cfg.train.jit_compile else "off")
     labels.save(os.path.join(run_dir, "labels.txt"))
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as fh:
-        fh.write(cfg.to_json())
+    write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
 
-    model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre)
+    model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre, cluster)
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
     targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
     t = cfg.train
@@ -206,10 +240,14 @@ def train(cfg: RunConfig, head_cls) -> Run:
     log.info("training on %d examples (%d steps/epoch), dev %d, test %d, %d labels, lr %g, loss %s",
              len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(labels),
              t.learning_rate, t.loss)
-    trainer = Trainer(model, loss_fn, t, steps, t.learning_rate)
+    trainer = Trainer(model, loss_fn, t, steps, t.learning_rate, cluster)
     trainer.fit(lambda epoch: make_dataset(train_ex.texts, targets, pre, d.batch_size, shuffle=True,
                                            seed=t.seed, epoch=epoch),
-                text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume)
+                text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume,
+                restore_dir=chief_dir)
+    if not cluster.is_chief:
+        print(f"{cluster.task_type} {cluster.task_index}: training done; the chief writes the run folder", flush=True)
+        return None
 
     run = Run(run_dir, cfg, labels, pre, model, thresholds=None)
     dev_metrics = run.tune_thresholds(dev_ex)

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 from .config import TrainConfig
+from .distribute import Cluster
 from .files import write_json
 from .thresholds import best_global_threshold
 
@@ -52,10 +54,26 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total, "warmup_steps": self.warmup}
 
 
+class ReducedGradientsAdamW(keras.optimizers.AdamW):
+    """AdamW given gradients already summed over replicas.
+
+    The trainer all-reduces the gradients itself so that it can clip them by the norm of the whole
+    batch's gradient, as one process would; Keras' own `apply` clips each replica's share, then sums.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars
+
+
+if not hasattr(keras.optimizers.AdamW, "_all_reduce_sum_gradients"):  # a Keras that renamed its hook
+    raise ImportError(f"keras {keras.__version__}: AdamW has no _all_reduce_sum_gradients; "
+                      "classifier_multi_label.trainer needs updating for this Keras version")
+
+
 def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int) -> keras.optimizers.Optimizer:
+    """AdamW over the warm-up/decay schedule. Gradient clipping is the trainer's (see above)."""
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(cfg.warmup_ratio * total_steps))
-    opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon,
-                                 global_clipnorm=cfg.clipnorm or None)
+    opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon)
     opt.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return opt
 
@@ -81,13 +99,29 @@ def _atomic_save_weights(model, path):
     os.replace(tmp, path)
 
 
+def weights_digest(model) -> str:
+    """sha256 of every weight's bytes, in order: equal digests mean bit-identical models."""
+    digest = hashlib.sha256()
+    for w in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w.value)).tobytes())
+    return digest.hexdigest()
+
+
 class Trainer:
-    """Runs the epochs. `fit` returns the history (one dict per epoch)."""
+    """Runs the epochs. `fit` returns the history (one dict per epoch).
+
+    Under a distribution strategy `--batch-size` is the global batch: each replica takes its slice
+    of every batch, the gradients are summed over replicas (each replica's mean loss weighted by its
+    share of the batch, so a ragged last batch counts each example once), clipped by their global
+    norm and applied once: the same update one process makes with the whole batch. Only the chief
+    evaluates on dev, writes the run folder and decides early stopping; the others follow it.
+    """
 
     def __init__(self, model, loss_fn, cfg: TrainConfig, steps_per_epoch: int, learning_rate: float,
-                 strategy: tf.distribute.Strategy | None = None):
+                 cluster: Cluster | None = None):
         self.model, self.loss_fn, self.cfg = model, loss_fn, cfg
-        self.strategy = strategy or tf.distribute.get_strategy()
+        self.cluster = cluster or Cluster(tf.distribute.get_strategy())
+        self.strategy = self.cluster.strategy
         self.steps_per_epoch = steps_per_epoch
         with self.strategy.scope():
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs)
@@ -95,27 +129,108 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
             self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
-        jit = cfg.jit_compile and getattr(model.head, "xla_train_step", True)
-        self._train_step = tf.function(self._step, jit_compile=jit, reduce_retracing=True)
+        jit = bool(cfg.jit_compile and getattr(model.head, "xla_train_step", True))
+        # XLA cannot compile the replicas' all-reduce: distributed, only the gradients are compiled.
+        distributed = self.cluster.distributed
+        self._grads_fn = tf.function(self._grads, jit_compile=True) if jit and distributed else self._grads
+        self._train_step = tf.function(self._step, jit_compile=jit and not distributed, reduce_retracing=True)
+        self._broadcast = tf.function(self._sum_over_replicas)
+
+    def _grads(self, x, y, n_global):
+        """This replica's share of the batch loss and its gradients (None for unused variables)."""
+        n = tf.cast(tf.shape(x["token_ids"])[0], tf.float32)  # this replica's examples
+        x, y = self.model.head.training_inputs(x, y)
+        with tf.GradientTape() as tape:
+            outputs = self.model(x, training=True)
+            loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
+            # Weighted by the replica's share of the examples; a replica left empty by a ragged last
+            # batch (its mean is NaN) adds nothing.
+            share = tf.where(n > 0, loss * n / n_global, 0.0)
+        return share, tape.gradient(share, self.model.trainable_variables)
+
+    def _replica_step(self, x, y):
+        ctx = tf.distribute.get_replica_context()
+        n_global = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(x["token_ids"])[0], tf.float32))
+        share, grads = self._grads_fn(x, y, n_global)
+        # A head may not use every backbone output (TextCNN ignores the pooler): skip those.
+        pairs = [(g, v) for g, v in zip(grads, self.model.trainable_variables) if g is not None]
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])  # the whole batch's gradient
+        if self.cfg.clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, self.cfg.clipnorm)
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
+        return share, n_global
 
     def _step(self, x, y):
-        def replica_step(x, y):
-            x, y = self.model.head.training_inputs(x, y)
-            with tf.GradientTape() as tape:
-                outputs = self.model(x, training=True)
-                loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
-                # The optimizer sums gradients over replicas: scale the per-replica mean.
-                scaled = loss / self.strategy.num_replicas_in_sync
-            grads = tape.gradient(scaled, self.model.trainable_variables)
-            # A head may not use every backbone output (TextCNN ignores the pooler): skip those.
-            self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, self.model.trainable_variables)
-                                            if g is not None])
-            return loss
+        """-> (mean loss over the global batch, its number of examples)."""
+        shares, n_global = self.strategy.run(self._replica_step, args=(x, y))
+        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, n_global, axis=None))
 
-        losses = self.strategy.run(replica_step, args=(x, y))
-        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+    def _sum_over_replicas(self, value):
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(value)),
+                                    axis=None)
 
-    def fit(self, train_data_for_epoch, dev_inputs, y_dev, run_dir: str, resume: bool = False) -> list:
+    def _chief_says(self, flag: bool) -> bool:
+        """The chief's `flag`, on every worker (only the chief evaluates on dev)."""
+        if not self.cluster.distributed:
+            return flag
+        return float(self._broadcast(tf.constant(float(flag and self.cluster.is_chief)))) > 0
+
+    def _sync_from_chief(self):
+        """Every worker takes the chief's weights before training. Workers initialise from the same
+        seed and files, but one that loaded a different encoder file or checkpoint would otherwise
+        apply the same gradients to different weights and train a different model."""
+        if self.cluster.num_workers <= 1:
+            return
+        variables = [v.value for v in self.model.weights if "float" in str(v.dtype)]
+        chief = self.cluster.is_chief
+
+        @tf.function
+        def chief_values():
+            def replica_fn():
+                ctx = tf.distribute.get_replica_context()
+                first = tf.logical_and(tf.constant(chief), tf.equal(ctx.replica_id_in_sync_group, 0))
+                return ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                      [tf.where(first, v, tf.zeros_like(v)) for v in variables])
+            values = self.strategy.run(replica_fn)
+            for var, value in zip(variables, values):
+                self.strategy.extended.update(var, lambda v, x: v.assign(x), args=(value,))
+
+        chief_values()
+        log.info("weights synchronised from the chief (%d variables)", len(variables))
+
+    def _batches(self, dataset):
+        if not self.cluster.distributed:
+            return dataset
+        options = tf.data.Options()  # every worker builds the same batches and keeps its replicas' slices
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def _restore(self, ckpt, manager, directory: str) -> bool:
+        """Restores the newest readable checkpoint in `directory`; False if there is none."""
+        paths = tf.train.get_checkpoint_state(directory)
+        candidates = list(reversed(paths.all_model_checkpoint_paths)) if paths else []
+        for i, path in enumerate(candidates):
+            try:
+                ckpt.restore(path).assert_existing_objects_matched()
+            except Exception as e:  # noqa: BLE001 - a damaged file raises OpError, IndexError, ValueError...
+                older = "trying the one before" if i + 1 < len(candidates) else "no older one is left"
+                log.warning("--resume: %s cannot be restored (%s: %s); %s", path, type(e).__name__,
+                            str(e).splitlines()[0][:200], older)
+                continue
+            log.info("resumed from %s after epoch %d", path, int(self.epoch.numpy()))
+            return True
+        if candidates:
+            raise ValueError(f"--resume: no checkpoint in {directory} can be restored (damaged, or from "
+                             f"another model): delete {directory} to start over, or use another --output-dir")
+        return False
+
+    def fit(self, train_data_for_epoch, dev_inputs, y_dev, run_dir: str, resume: bool = False,
+            restore_dir: str | None = None) -> list:
+        """Trains for the configured epochs. This process writes to `run_dir` (a temporary folder
+        for a worker other than the chief); `--resume` reads checkpoints from `restore_dir` (the
+        chief's run folder, default `run_dir`)."""
+        chief = self.cluster.is_chief
         # Dropout's random state is not part of the model's checkpoint: without it a resumed run would
         # replay the first epochs' dropout masks and drift from an uninterrupted one.
         seed_states = [v for v in self.model.variables if "seed_generator_state" in v.path]
@@ -124,68 +239,80 @@ class Trainer:
         manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"), max_to_keep=2)
         history_path = os.path.join(run_dir, "history.json")
         history: list = []
-        if resume and manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            if os.path.exists(history_path):
-                with open(history_path, encoding="utf-8") as fh:
-                    history = json.load(fh)[: int(self.epoch.numpy())]
-            log.info("resumed from %s after epoch %d", manager.latest_checkpoint, int(self.epoch.numpy()))
-        elif resume:
-            log.warning("--resume: no checkpoint in %s; starting from scratch", run_dir)
+        if resume:
+            restore_dir = restore_dir or run_dir
+            if self._restore(ckpt, manager, os.path.join(restore_dir, "checkpoints")):
+                if chief and os.path.exists(history_path):
+                    with open(history_path, encoding="utf-8") as fh:
+                        history = json.load(fh)[: int(self.epoch.numpy())]
+            else:
+                log.warning("--resume: no checkpoint in %s; starting from scratch", restore_dir)
+        self._sync_from_chief()
         best_path = os.path.join(run_dir, "model.weights.h5")
-        train_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs", "train"))
-        dev_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs", "dev"))
-        verbose = 1 if sys.stdout.isatty() else 2
+        writers = {}
+        if chief:
+            writers = {k: tf.summary.create_file_writer(os.path.join(run_dir, "logs", k)) for k in ("train", "dev")}
+        verbose = (1 if sys.stdout.isatty() else 2) if chief else 0
         while int(self.epoch.numpy()) < self.cfg.epochs:
             epoch = int(self.epoch.numpy())
-            print(f"epoch {epoch + 1}/{self.cfg.epochs}", flush=True)
+            if chief:
+                print(f"epoch {epoch + 1}/{self.cfg.epochs}", flush=True)
             self.model.head.on_epoch_begin(epoch)
             bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
             start, losses, seen = time.time(), [], 0
-            for step, (x, y) in enumerate(train_data_for_epoch(epoch)):
-                loss = float(self._train_step(x, y))
+            for step, (x, y) in enumerate(self._batches(train_data_for_epoch(epoch))):
+                loss, n = self._train_step(x, y)
+                loss = float(loss)
                 if not np.isfinite(loss):
                     raise FloatingPointError(f"the loss became {loss} at epoch {epoch + 1} step {step + 1}; "
                                              "lower --learning-rate or check the data")
                 losses.append(loss)
-                seen += int(y.shape[0])
+                seen += int(n)
                 lr = float(self.optimizer.learning_rate)
                 bar.update(step + 1, [("loss", loss), ("lr", lr)])
-                with train_writer.as_default(step=int(self.optimizer.iterations.numpy())):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("learning_rate", lr)
+                if chief:
+                    with writers["train"].as_default(step=int(self.optimizer.iterations.numpy())):
+                        tf.summary.scalar("loss", loss)
+                        tf.summary.scalar("learning_rate", lr)
             train_time = time.time() - start
-            predicted = self.model.predict_outputs(dev_inputs, self.cfg.jit_compile)
-            dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"))
             record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                      "dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
-                      "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"],
-                      "train_seconds": round(train_time, 2),
-                      "train_examples_per_s": round(seen / train_time, 1)}
-            with dev_writer.as_default(step=epoch + 1):
-                tf.summary.scalar("micro_f1", dev["micro_f1"])
-                tf.summary.scalar("macro_f1", dev["macro_f1"])
-                tf.summary.scalar("micro_f1_tuned", dev["micro_f1_tuned"])
-            improved = dev["micro_f1_tuned"] > float(self.best_f1.numpy())
-            if improved:
-                self.best_f1.assign(dev["micro_f1_tuned"])
-                self.bad_epochs.assign(0)
-                _atomic_save_weights(self.model, best_path)
-            else:
-                self.bad_epochs.assign_add(1)
-            record["best"] = improved
-            history.append(record)
-            tuned = "" if dev["threshold"] is None else f" (at {dev['threshold']:.2f}: {dev['micro_f1_tuned']:.4f})"
-            print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f}{tuned}  "
-                  f"macro-F1 {dev['macro_f1']:.4f}"
-                  f"{'  (best)' if improved else ''}  {train_time:.1f}s", flush=True)
+                      "train_seconds": round(train_time, 2), "train_examples_per_s": round(seen / train_time, 1)}
+            if chief:
+                self._evaluate(dev_inputs, y_dev, record, writers["dev"], best_path)
+                history.append(record)
+                write_json(history_path, history, indent=1)  # before the checkpoint: resume truncates it
             self.epoch.assign_add(1)
             manager.save()
-            write_json(history_path, history, indent=1)
-            if self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience:
-                print(f"early stopping: no dev micro-F1 gain for {self.cfg.patience} epochs", flush=True)
+            if self._chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
+                if chief:
+                    print(f"early stopping: no dev micro-F1 gain for {self.cfg.patience} epochs", flush=True)
                 break
-        train_writer.close()
-        dev_writer.close()
-        self.model.load_weights(best_path)
+        for writer in writers.values():
+            writer.close()
+        log.info("final weights sha256 %s (%s)", weights_digest(self.model), self.cluster.describe())
+        if chief:
+            self.model.load_weights(best_path)
         return history
+
+    def _evaluate(self, dev_inputs, y_dev, record: dict, writer, best_path: str):
+        """Scores dev into `record`, keeps the best weights and counts epochs without a gain."""
+        predicted = self.model.predict_outputs(dev_inputs, self.cfg.jit_compile)
+        dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"))
+        record.update({"dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
+                       "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"]})
+        with writer.as_default(step=record["epoch"]):
+            tf.summary.scalar("micro_f1", dev["micro_f1"])
+            tf.summary.scalar("macro_f1", dev["macro_f1"])
+            tf.summary.scalar("micro_f1_tuned", dev["micro_f1_tuned"])
+        improved = dev["micro_f1_tuned"] > float(self.best_f1.numpy())
+        if improved:
+            self.best_f1.assign(dev["micro_f1_tuned"])
+            self.bad_epochs.assign(0)
+            _atomic_save_weights(self.model, best_path)
+        else:
+            self.bad_epochs.assign_add(1)
+        record["best"] = improved
+        tuned = "" if dev["threshold"] is None else f" (at {dev['threshold']:.2f}: {dev['micro_f1_tuned']:.4f})"
+        print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f}{tuned}  "
+              f"macro-F1 {dev['macro_f1']:.4f}{'  (best)' if improved else ''}  {record['train_seconds']:.1f}s",
+              flush=True)

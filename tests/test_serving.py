@@ -52,6 +52,7 @@ def test_core_tokenizer_equals_keras_hub_on_the_demo_data():
     assert_same_ids(vocabulary, texts + PROBE_TEXTS + AWKWARD)
 
 
+@pytest.mark.slow  # 25,439 texts, about a minute; the demo data and the random strings run in CI
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="needs ../shared/data")
 @pytest.mark.parametrize("dataset", ["duee", "semeval_ec"])
 def test_core_tokenizer_equals_keras_hub_on_the_shared_data(dataset):

@@ -119,6 +119,7 @@ def projection(dim: int, out_dim: int, name: str) -> keras.Sequential:
 
 class PrototypeContrastiveHead(Head):
     supports_bfloat16 = False  # its contrastive loss has not been checked in bfloat16
+    batch_local_loss = False  # positives and negatives come from the whole batch: not split over replicas
 
     @dataclass
     class options:  # noqa: N801

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import keras
 import numpy as np
@@ -49,6 +49,16 @@ NEG = -1e9  # the log-probability of an impossible hypothesis (finite: no inf - 
 LABEL_ORDERS = ("frequency", "file")
 
 
+class Decoding(NamedTuple):
+    """What every decoder step reads, computed once per text batch."""
+
+    memory: tf.Tensor  # encoder states m_j: [batch, length, d]
+    keys: tf.Tensor  # W_m m_j: [batch, length, d]
+    mask: tf.Tensor  # [batch, length] bool, False on padding
+    table: tf.Tensor  # the decoder cell's input term of each token's embedding, plus its bias: [vocab, 4d]
+    kernel: tf.Tensor  # the cell's kernel rows for a, then its recurrent kernel: [2d, 4d]
+
+
 def label_sequences(positions, length: int):
     """positions [batch, labels] (0: absent, k: the label is its text's k-th) -> decoder targets
     [batch, length] int32: the labels in position order, END, then PAD."""
@@ -59,6 +69,53 @@ def label_sequences(positions, length: int):
     n = tf.reduce_sum(tf.cast(present, tf.int32), axis=-1, keepdims=True)  # [batch, 1]
     t = tf.range(length)[None, :]  # [1, length]
     return tf.where(t < n, order + FIRST_LABEL, tf.where(t == n, END, PAD))
+
+
+def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None):
+    """The encoder's stacked LSTMs, both directions stepped together, with Keras LSTM layers' weights.
+
+    x [batch, length, in]; mask [batch, length] bool (padding False); forward, backward: built
+    `keras.layers.LSTM` layers, one per depth. -> outputs fw, bw [batch, length, units] in text
+    order, and the final (h, c) of each direction [batch, units].
+
+    Same results as running the layers one by one (Keras semantics: a padded step keeps the state
+    and repeats the previous output); faster because each layer's input projection for every step
+    is one large matmul, and the loop only multiplies the state by the recurrent kernels of both
+    directions at once ([2, batch, units] x [2, units, 4 units]).
+    """
+    dtype = x.dtype
+    keep = tf.transpose(tf.stack([mask, tf.reverse(mask, [1])]), [2, 0, 1])[..., None]  # [length, 2, batch, 1]
+    fw_in, bw_in = x, tf.reverse(x, [1])  # the backward direction reads the text reversed
+    for depth, (f_layer, b_layer) in enumerate(zip(forward, backward)):
+        cells = (f_layer.cell, b_layer.cell)
+        units = cells[0].units
+        # projected: [2, batch, length, 4 units], the input term of every step at once
+        projected = tf.stack([tf.matmul(inp, tf.cast(c.kernel, dtype)) + tf.cast(c.bias, dtype)
+                              for inp, c in zip((fw_in, bw_in), cells)])
+        projected = tf.transpose(projected, [2, 0, 1, 3])  # [length, 2, batch, 4 units]
+        # Read per step through a TensorArray: the gradient of a plain slice `projected[t]` inside the
+        # loop would add a whole [length, ...] tensor per step.
+        steps = tf.TensorArray(dtype, size=tf.shape(projected)[0]).unstack(projected)
+        recurrent = tf.stack([tf.cast(c.recurrent_kernel, dtype) for c in cells])  # [2, units, 4 units]
+        length = tf.shape(projected)[0]
+        zeros = tf.zeros(tf.shape(projected)[1:3], dtype)[..., None] * tf.zeros([units], dtype)  # [2, batch, units]
+
+        def step(t, h, c, outputs):
+            z = steps.read(t) + tf.matmul(h, recurrent)  # [2, batch, 4 units]
+            i, f, g, o = tf.split(z, 4, axis=-1)
+            c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h_new = tf.sigmoid(o) * tf.tanh(c_new)
+            h, c = tf.where(keep[t], h_new, h), tf.where(keep[t], c_new, c)
+            return t + 1, h, c, outputs.write(t, h)
+
+        _, h, c, outputs = tf.while_loop(
+            lambda t, *_: t < length, step,
+            (tf.constant(0), zeros, zeros, tf.TensorArray(dtype, size=length, element_shape=zeros.shape)))
+        outputs = tf.transpose(outputs.stack(), [1, 2, 0, 3])  # [2, batch, length, units]
+        fw_in, bw_in = outputs[0], outputs[1]
+        if dropout is not None:
+            fw_in, bw_in = dropout(fw_in, training=training), dropout(bw_in, training=training)
+    return fw_in, tf.reverse(bw_in, [1]), (h[0], c[0]), (h[1], c[1])
 
 
 class Seq2SeqHead(Head):
@@ -146,53 +203,60 @@ class Seq2SeqHead(Head):
         self.built = True
 
     def call(self, encoder_outputs, padding_mask, training=None):
-        x = encoder_outputs["sequence_output"]  # [batch, length, hidden]
+        x = tf.cast(encoder_outputs["sequence_output"], self.compute_dtype)  # [batch, length, hidden]
         mask = tf.cast(padding_mask, tf.bool)  # [batch, length]
-        fw = bw = x
-        for layer in self.forward:
-            fw, fw_h, fw_c = layer(fw, mask=mask, training=training)  # fw: [batch, length, units]
-            fw = self.dropout(fw, training=training)
-        for layer in self.backward:
-            bw, bw_h, bw_c = layer(bw, mask=mask, training=training)
-            bw = self.dropout(tf.reverse(bw, axis=[1]), training=training)  # back to text order
+        # fw, bw: [batch, length, units] in text order
+        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, self.forward, self.backward,
+                                                                      self.dropout, training)
         return {"memory": tf.concat([fw, bw], axis=-1),  # [batch, length, d]
                 "memory_mask": tf.cast(padding_mask, tf.int32),
                 "h": tf.concat([fw_h, bw_h], axis=-1), "c": tf.concat([fw_c, bw_c], axis=-1)}  # [batch, d]
 
-    def _step(self, tokens, state, memory, keys, mask, beams: int, training=None):
+    def _step(self, tokens, state, ctx: "Decoding", beams: int, training=None):
         """One decoder step for batch * beams hypotheses (beams adjacent per text).
 
-        tokens [n]; state (h, c, a) each [n, d]; memory, keys [batch, length, d]; mask [batch, length]
-        -> logits [n, vocab] (float32), new state."""
+        tokens [n]; state (h, c, a) each [n, d] -> logits [n, vocab] (float32), new state."""
         h, c, a = state
-        x = tf.concat([self.embedding(tokens), a], axis=-1)  # input feeding: [n, 2d]
-        out, (h, c) = self.cell(x, [h, c], training=training)  # out: [n, d]
-        out = self.dropout(out, training=training)
+        # The decoder cell (Keras LSTMCell's weights and gate order i, f, g, o) on the input
+        # [embedding(token); a]: the embedding's share of the input term is a table lookup (`ctx.table`),
+        # and a and h meet the rest of the kernel in one matmul.
+        z = tf.gather(ctx.table, tokens) + tf.matmul(tf.concat([a, h], axis=-1), ctx.kernel)  # [n, 4d]
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        out = self.dropout(h, training=training)  # [n, d]
         q = tf.reshape(self.query_layer(out), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
-        # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. Written as a sum, not a Dense(1), so
-        # XLA fuses it and never writes the [batch, beams, length, d] tanh out to memory.
-        e = tf.reduce_sum(tf.tanh(keys[:, None] + q) * tf.cast(self.v.kernel[:, 0], q.dtype), axis=-1)
-        e = tf.where(mask[:, None, :], e, NEG)  # padding gets no attention
-        context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), memory)  # [batch, beams, d]
+        # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. The [batch, beams, length, d] tanh is
+        # the step's largest tensor; v· as a matmul reads it once (a multiply then a sum read it twice).
+        scores = tf.tanh(ctx.keys[:, None] + q)  # [batch, beams, length, d]
+        e = tf.reshape(tf.matmul(tf.reshape(scores, [-1, self.d]), tf.cast(self.v.kernel, q.dtype)),
+                       tf.shape(scores)[:3])
+        e = tf.where(ctx.mask[:, None, :], e, NEG)  # padding gets no attention
+        context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), ctx.memory)  # [batch, beams, d]
         a = self.attention_layer(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1))  # [n, d]
         # float32 logits: under mixed_bfloat16 a bfloat16 softmax would lose small probabilities, and
         # beams are ranked by sums of log-probabilities (bfloat16 keeps about 3 digits).
         return tf.cast(self.output_layer(a), tf.float32), (h, c, a)
 
     def _start(self, outputs, beams: int):
-        # The model hands out float32 (MultiLabelClassifier); the decoder computes in the policy's dtype.
-        memory = tf.cast(outputs["memory"], self.compute_dtype)  # [batch, length, d]
-        mask = tf.cast(outputs["memory_mask"], tf.bool)
-        h, c = (tf.repeat(tf.cast(outputs[k], self.compute_dtype), beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
-        return (h, c, tf.zeros_like(h)), memory, self.memory_layer(memory), mask
+        """(initial state, `Decoding`): what every decoder step reads."""
+        dtype = self.compute_dtype  # the model hands out float32 (MultiLabelClassifier)
+        memory = tf.cast(outputs["memory"], dtype)  # [batch, length, d]
+        h, c = (tf.repeat(tf.cast(outputs[k], dtype), beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
+        kernel = tf.cast(self.cell.kernel, dtype)  # [2d, 4d]: rows for the embedding, then for a
+        table = tf.matmul(tf.cast(self.embedding.embeddings, dtype), kernel[: self.d]) + tf.cast(self.cell.bias, dtype)
+        ctx = Decoding(memory=memory, keys=self.memory_layer(memory), mask=tf.cast(outputs["memory_mask"], tf.bool),
+                       table=table,  # [vocab, 4d]
+                       kernel=tf.concat([kernel[self.d:], tf.cast(self.cell.recurrent_kernel, dtype)], axis=0))  # [2d, 4d]
+        return (h, c, tf.zeros_like(h)), ctx
 
     def teacher_forced_logits(self, outputs, targets, training=None):
         """targets [batch, max_len] token ids -> logits [batch, max_len, vocab] (input: GO, targets[:-1])."""
-        state, memory, keys, mask = self._start(outputs, 1)
+        state, ctx = self._start(outputs, 1)
         inputs = tf.concat([tf.fill([tf.shape(targets)[0], 1], GO), targets[:, :-1]], axis=1)  # [batch, max_len]
         logits = []
         for t in range(targets.shape[1]):  # max_len is small and static: unrolled
-            step_logits, state = self._step(inputs[:, t], state, memory, keys, mask, 1, training)
+            step_logits, state = self._step(inputs[:, t], state, ctx, 1, training)
             logits.append(step_logits)
         return tf.stack(logits, axis=1)
 
@@ -214,8 +278,8 @@ class Seq2SeqHead(Head):
         """-> sequences [batch, width, max_len] (token ids, best first), log_prob [batch, width],
         label sets [batch, width, num_labels] (bool)."""
         c_labels, w = self.num_labels, int(width)
-        state, memory, keys, mask = self._start(outputs, 1)
-        batch = tf.shape(memory)[0]
+        state, ctx = self._start(outputs, 1)
+        batch = tf.shape(ctx.memory)[0]
         tokens = tf.fill([batch], GO)
         # Only the first hypothesis is live at the start, so the beam never holds copies.
         log_prob = tf.tile(tf.constant([[0.0] + [NEG] * (w - 1)]), [batch, 1])  # [batch, width]
@@ -224,10 +288,10 @@ class Seq2SeqHead(Head):
         sequences = tf.zeros([batch, w, 0], tf.int32)
         for t in range(self.max_len):
             if t == 0:  # every hypothesis is the empty prefix: one step per text, then copies
-                logits, state = self._step(tokens, state, memory, keys, mask, 1)
+                logits, state = self._step(tokens, state, ctx, 1)
                 logits, state = tf.repeat(logits, w, axis=0), tuple(tf.repeat(s, w, axis=0) for s in state)
             else:
-                logits, state = self._step(tokens, state, memory, keys, mask, w)
+                logits, state = self._step(tokens, state, ctx, w)
             lp = tf.reshape(tf.nn.log_softmax(logits), [batch, w, self.vocab])  # [batch, width, vocab]
             may_emit = ~held & ~finished[..., None] & (t < self.max_len - 1)  # [batch, width, labels]
             label_scores = tf.where(may_emit, log_prob[..., None] + lp[..., FIRST_LABEL:], NEG)

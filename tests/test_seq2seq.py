@@ -181,3 +181,49 @@ def test_padding_cannot_change_the_decoding():
         got = model.head.beam_search(model(other), 5)
         np.testing.assert_allclose(got["log_prob"].numpy(), ref["log_prob"].numpy(), atol=1e-5)
         np.testing.assert_array_equal(got["sequences"].numpy(), ref["sequences"].numpy())
+
+
+def test_fused_lstm_stack_equals_keras_lstm_layers():
+    """The encoder's two-direction loop gives Keras' LSTM layers' outputs, final states and gradients."""
+    from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
+
+    keras.utils.set_random_seed(0)
+    units, depth = 6, 2
+    lstm = dict(return_sequences=True, return_state=True)
+    forward = [keras.layers.LSTM(units, **lstm) for _ in range(depth)]
+    backward = [keras.layers.LSTM(units, go_backwards=True, **lstm) for _ in range(depth)]
+    for i, layer in enumerate(forward + backward):
+        layer.build((None, None, 5 if i % depth == 0 else units))
+    x = tf.random.normal([3, 7, 5])
+    mask = tf.constant(np.arange(7)[None] < np.array([[7], [4], [1]]))  # [batch, length]
+
+    def keras_stack():
+        fw = bw = x
+        for layer in forward:
+            fw, fw_h, fw_c = layer(fw, mask=mask)
+        for layer in backward:
+            bw, bw_h, bw_c = layer(bw, mask=mask)
+            bw = tf.reverse(bw, axis=[1])
+        return fw, bw, fw_h, fw_c, bw_h, bw_c
+
+    def fused():
+        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, forward, backward)
+        return fw, bw, fw_h, fw_c, bw_h, bw_c
+
+    weights = [w for layer in forward + backward for w in layer.trainable_variables]
+    results = []
+    for fn in (keras_stack, fused):
+        with tf.GradientTape() as tape:
+            out = fn()
+            valid = tf.cast(mask, tf.float32)[..., None]
+            loss = sum(tf.reduce_sum(tf.sin(o * (valid if o.shape.rank == 3 else 1.0))) for o in out)
+        results.append((out, tape.gradient(loss, weights)))
+    (ref, ref_grads), (got, got_grads) = results
+    valid = mask.numpy()[..., None]
+    for a, b in zip(ref, got):
+        a, b = a.numpy(), b.numpy()
+        if a.ndim == 3:  # outputs: compared where the text is (padding is masked downstream)
+            a, b = a * valid, b * valid
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    for a, b in zip(ref_grads, got_grads):
+        np.testing.assert_allclose(tf.convert_to_tensor(b).numpy(), tf.convert_to_tensor(a).numpy(), atol=1e-5)

@@ -87,6 +87,11 @@ class Head(keras.layers.Layer):
         for a head that decodes the label set itself."""
         return {"scores": self.scores(outputs)}
 
+    def predict(self, model, x: dict) -> dict:
+        """`infer` from inputs `x`: one pass of `model` by default. A head that decodes over several
+        passes (LM-MTC's top-p decoding) overrides this; prediction, eval and the export all call it."""
+        return self.infer(model(x, training=False))
+
     def compute_loss(self, y_true, outputs, loss_fn):
         """The training loss; `loss_fn(y_true, logits)` is the core's selected multi-label loss."""
         return loss_fn(y_true, self.logits(outputs))

@@ -74,9 +74,9 @@ class MultiLabelClassifier(keras.Model):
         self.head = head
 
     def predict_outputs(self, dataset, jit_compile: bool = True) -> dict:
-        """`head.infer` over an ordered dataset of inputs: {"scores": [examples, num_labels], ...}."""
+        """`head.predict` over an ordered dataset of inputs: {"scores": [examples, num_labels], ...}."""
         if getattr(self, "_infer_fn", None) is None or self._infer_jit != jit_compile:
-            self._infer_fn = tf.function(lambda x: self.head.infer(self(x, training=False)),
+            self._infer_fn = tf.function(lambda x: self.head.predict(self, x),
                                          jit_compile=jit_compile, reduce_retracing=True)
             self._infer_jit = jit_compile
         parts = [{k: v.numpy() for k, v in self._infer_fn(x).items()} for x in dataset]

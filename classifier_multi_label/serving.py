@@ -57,7 +57,7 @@ def next_version(export_dir: str) -> int:
 def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts):
     """The exported computation, also callable in-process (tests compare the two)."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
-    predicted = model.head.infer(model(inputs, training=False))  # "scores" [batch, num_labels], ...
+    predicted = model.head.predict(model, inputs)  # "scores" [batch, num_labels], ...
     scores = predicted["scores"]
     decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
                                 at_least_one)  # [batch, num_labels]

@@ -122,12 +122,40 @@ def test_loss_is_bce_on_masked_slots_plus_mlm():
     assert got == pytest.approx(mtc + 0.5 * np.mean(ces), rel=1e-5)
 
 
+def test_top_p_decoding_commits_the_most_confident_label_each_pass():
+    """Against a plain loop: each pass scores the masked labels, the one furthest from 0.5 keeps
+    that pass' score and is revealed as YES/NO for the next passes."""
+    model, pre = setup(decoding="top_p")
+    x = pre(tf.constant(["好看", "便宜快", "看"]))
+    got = model.head.predict(model, x)["scores"].numpy()
+    ids = x["token_ids"].numpy().copy()
+    expected = np.zeros((3, C), np.float32)
+    open_ = np.ones((3, C), bool)
+    for _ in range(C):
+        p = tf.sigmoid(model(dict(x, token_ids=tf.constant(ids)), training=False)["logits"]).numpy()
+        for row in range(3):
+            i = int(np.argmax(np.where(open_[row], np.abs(p[row] - 0.5), -1.0)))
+            expected[row, i], open_[row, i] = p[row, i], False
+            ids[row, 3 * i + 2] = V + 5 * i + (YES if p[row, i] > 0.5 else NO)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not open_.any()
+    # The first committed label's score is the one-pass ("full") score: nothing was revealed yet.
+    full = tf.sigmoid(model(x, training=False)["logits"]).numpy()
+    first = np.argmax(np.abs(full - 0.5), axis=1)
+    np.testing.assert_allclose(got[np.arange(3), first], full[np.arange(3), first], atol=1e-6)
+    with pytest.raises(ValueError, match="--decoding 'beam'"):
+        LabelMaskHead(C, decoding="beam")
+
+
 def test_commands_and_export(tiny_data, tmp_path):
+    """Trained with top-p decoding, so the export runs the iterative passes in the graph."""
     run_dir = tmp_path / "run"
     proc = run_script("contrib/label_mask/train.py", "--train-file", tiny_data["train"], "--dev-file",
-                      tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY)
+                      tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY,
+                      "--decoding", "top_p")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((run_dir / "config.json").read_text())["package"] == "contrib.label_mask"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["package"] == "contrib.label_mask" and config["head"]["decoding"] == "top_p"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     proc = run_script("contrib/label_mask/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
                       "--output", tmp_path / "eval.json")

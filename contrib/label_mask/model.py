@@ -17,8 +17,13 @@ epochs, text MLM also runs: each real text token is chosen with probability `mlm
 (at most `max_predictions` per text, as BERT's max_predictions_per_seq), replaced by [MASK] 80%,
 a random token 10%, kept 10%, and predicted over the base vocabulary (weight `mlm_weight`).
 
-Inference: every slot is [MASK-i]; one pass; sigmoid of the slot logits (thresholds as the
-baseline). The export builds the template in the graph from raw text.
+Inference (`--decoding`): ``full`` (default, the paper's) masks every slot and scores all labels
+in one pass. ``top_p`` (the reference code's iterative "part" mode) runs one pass per label: each
+pass commits the still-masked label whose probability is furthest from 0.5, keeps that pass'
+probability as its score and reveals it as [YES-i] (p > 0.5) or [NO-i] for the next passes, so
+later labels are predicted knowing the confident ones. It costs `labels` passes. Decisions then
+apply the thresholds tuned on dev to the scores, as the baseline. The export builds the template
+in the graph from raw text, and runs the chosen decoding.
 
 Example:
     >>> head = LabelMaskHead(num_labels=3)  # doctest: +SKIP
@@ -39,6 +44,7 @@ from classifier_multi_label.heads import Head
 from classifier_multi_label.tokenization import SPECIAL_TOKENS
 
 LS, LE, YES, NO, MASK = range(5)  # offsets of a label's five tokens
+DECODINGS = ("full", "top_p")
 
 
 class LabelTemplate(keras.layers.Layer):
@@ -93,10 +99,14 @@ class LabelMaskHead(Head):
         mlm_epochs: int = 10  # text MLM during the first epochs (the reference: 15 of 25), 0: never
         mlm_probability: float = 0.15
         mlm_weight: float = 1.0
+        decoding: str = "full"  # full: one pass, every slot masked | top_p: one pass per label (see above)
 
     def __init__(self, num_labels: int, dropout: float = 0.1, label_noise: float = 0.01, mlm_epochs: int = 10,
-                 mlm_probability: float = 0.15, mlm_weight: float = 1.0, **kw):
+                 mlm_probability: float = 0.15, mlm_weight: float = 1.0, decoding: str = "full", **kw):
         super().__init__(num_labels, **kw)
+        if decoding not in DECODINGS:
+            raise ValueError(f"--decoding {decoding!r}: use one of {', '.join(DECODINGS)}")
+        self.decoding = decoding
         self.label_noise, self.mlm_epochs = float(label_noise), int(mlm_epochs)
         self.mlm_probability, self.mlm_weight = float(mlm_probability), float(mlm_weight)
         self.dropout = keras.layers.Dropout(dropout)
@@ -142,6 +152,30 @@ class LabelMaskHead(Head):
 
     def logits(self, outputs):
         return outputs["logits"]
+
+    def predict(self, model, x: dict) -> dict:
+        if self.decoding == "full":
+            return super().predict(model, x)
+        c = self.num_labels
+        batch = tf.shape(x["token_ids"])[0]
+        label_base = self.base_vocabulary + 5 * tf.range(c)  # [labels]
+
+        def one_pass(step, ids, open_, scores):
+            p = tf.sigmoid(model(dict(x, token_ids=ids), training=False)["logits"])  # [batch, labels]
+            pick = tf.argmax(tf.where(open_, tf.abs(p - 0.5), -1.0), axis=-1, output_type=tf.int32)  # [batch]
+            chosen = tf.one_hot(pick, c, on_value=True, off_value=False)  # [batch, labels]
+            scores = tf.where(chosen, p, scores)
+            # Reveal the committed label: its value slot (template position 3i + 1) becomes YES or NO.
+            template = tf.reshape(ids[:, 1:1 + 3 * c], [batch, c, 3])
+            values = tf.where(chosen, label_base + tf.where(p > 0.5, YES, NO), template[:, :, 1])  # [batch, labels]
+            template = tf.reshape(tf.stack([template[:, :, 0], values, template[:, :, 2]], axis=2), [batch, 3 * c])
+            ids = tf.concat([ids[:, :1], template, ids[:, 1 + 3 * c:]], axis=1)
+            return step + 1, ids, open_ & ~chosen, scores
+
+        _, _, _, scores = tf.while_loop(
+            lambda step, *_: step < c, one_pass,
+            (tf.constant(0), x["token_ids"], tf.ones([batch, c], tf.bool), tf.zeros([batch, c], tf.float32)))
+        return {"scores": scores}
 
     def training_inputs(self, x, y):
         """Reveals a random part of the label slots (with label noise), masks text for MLM."""

@@ -206,7 +206,7 @@ class Trainer:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
-    def _restore(self, ckpt, manager, directory: str) -> bool:
+    def _restore(self, ckpt, directory: str) -> bool:
         """Restores the newest readable checkpoint in `directory`; False if there is none."""
         paths = tf.train.get_checkpoint_state(directory)
         candidates = list(reversed(paths.all_model_checkpoint_paths)) if paths else []
@@ -241,7 +241,7 @@ class Trainer:
         history: list = []
         if resume:
             restore_dir = restore_dir or run_dir
-            if self._restore(ckpt, manager, os.path.join(restore_dir, "checkpoints")):
+            if self._restore(ckpt, os.path.join(restore_dir, "checkpoints")):
                 if chief and os.path.exists(history_path):
                     with open(history_path, encoding="utf-8") as fh:
                         history = json.load(fh)[: int(self.epoch.numpy())]
@@ -289,7 +289,8 @@ class Trainer:
                 break
         for writer in writers.values():
             writer.close()
-        log.info("final weights sha256 %s (%s)", weights_digest(self.model), self.cluster.describe())
+        if self.cluster.distributed:  # equal digests on every worker: they trained the same model
+            log.info("final weights sha256 %s (%s)", weights_digest(self.model), self.cluster.describe())
         if chief:
             self.model.load_weights(best_path)
         return history

@@ -71,6 +71,14 @@ def label_sequences(positions, length: int):
     return tf.where(t < n, order + FIRST_LABEL, tf.where(t == n, END, PAD))
 
 
+def lstm_gates(z, c):
+    """Keras LSTMCell's update from its pre-activations z [..., 4 units] (gate order i, f, g, o) and
+    the cell state c [..., units] -> (h, c)."""
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+
 def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None):
     """The encoder's stacked LSTMs, both directions stepped together, with Keras LSTM layers' weights.
 
@@ -86,7 +94,7 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
     dtype = x.dtype
     keep = tf.transpose(tf.stack([mask, tf.reverse(mask, [1])]), [2, 0, 1])[..., None]  # [length, 2, batch, 1]
     fw_in, bw_in = x, tf.reverse(x, [1])  # the backward direction reads the text reversed
-    for depth, (f_layer, b_layer) in enumerate(zip(forward, backward)):
+    for f_layer, b_layer in zip(forward, backward):
         cells = (f_layer.cell, b_layer.cell)
         units = cells[0].units
         # projected: [2, batch, length, 4 units], the input term of every step at once
@@ -95,16 +103,13 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
         projected = tf.transpose(projected, [2, 0, 1, 3])  # [length, 2, batch, 4 units]
         # Read per step through a TensorArray: the gradient of a plain slice `projected[t]` inside the
         # loop would add a whole [length, ...] tensor per step.
-        steps = tf.TensorArray(dtype, size=tf.shape(projected)[0]).unstack(projected)
-        recurrent = tf.stack([tf.cast(c.recurrent_kernel, dtype) for c in cells])  # [2, units, 4 units]
         length = tf.shape(projected)[0]
-        zeros = tf.zeros(tf.shape(projected)[1:3], dtype)[..., None] * tf.zeros([units], dtype)  # [2, batch, units]
+        steps = tf.TensorArray(dtype, size=length).unstack(projected)
+        recurrent = tf.stack([tf.cast(c.recurrent_kernel, dtype) for c in cells])  # [2, units, 4 units]
+        zeros = tf.zeros(tf.concat([tf.shape(projected)[1:3], [units]], axis=0), dtype)  # [2, batch, units]
 
         def step(t, h, c, outputs):
-            z = steps.read(t) + tf.matmul(h, recurrent)  # [2, batch, 4 units]
-            i, f, g, o = tf.split(z, 4, axis=-1)
-            c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            h_new = tf.sigmoid(o) * tf.tanh(c_new)
+            h_new, c_new = lstm_gates(steps.read(t) + tf.matmul(h, recurrent), c)  # z: [2, batch, 4 units]
             h, c = tf.where(keep[t], h_new, h), tf.where(keep[t], c_new, c)
             return t + 1, h, c, outputs.write(t, h)
 
@@ -212,7 +217,7 @@ class Seq2SeqHead(Head):
                 "memory_mask": tf.cast(padding_mask, tf.int32),
                 "h": tf.concat([fw_h, bw_h], axis=-1), "c": tf.concat([fw_c, bw_c], axis=-1)}  # [batch, d]
 
-    def _step(self, tokens, state, ctx: "Decoding", beams: int, training=None):
+    def _step(self, tokens, state, ctx: Decoding, beams: int, training=None):
         """One decoder step for batch * beams hypotheses (beams adjacent per text).
 
         tokens [n]; state (h, c, a) each [n, d] -> logits [n, vocab] (float32), new state."""
@@ -221,9 +226,7 @@ class Seq2SeqHead(Head):
         # [embedding(token); a]: the embedding's share of the input term is a table lookup (`ctx.table`),
         # and a and h meet the rest of the kernel in one matmul.
         z = tf.gather(ctx.table, tokens) + tf.matmul(tf.concat([a, h], axis=-1), ctx.kernel)  # [n, 4d]
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
+        h, c = lstm_gates(z, c)
         out = self.dropout(h, training=training)  # [n, d]
         q = tf.reshape(self.query_layer(out), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
         # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. The [batch, beams, length, d] tanh is

@@ -129,7 +129,7 @@ def child_ours(package, seq_len, seconds):
     x, y = batch(TRAIN_BATCH), tf.constant(head.targets(label_lists, labels), tf.float32)
     trainer = Trainer(model, bce, TrainConfig(epochs=1, precision=precision, jit_compile=jit),
                       steps_per_epoch=10_000, learning_rate=5e-5)
-    train = steady_rate(lambda: float(trainer._train_step(x, y)[0]), TRAIN_BATCH, seconds)
+    train = steady_rate(lambda: float(trainer.train_step(x, y)[0]), TRAIN_BATCH, seconds)
     return {"train_examples_per_s": round(train, 1), "infer_examples_per_s": round(infer, 1),
             "peak_rss_mb": round(peak_rss_mb()), "precision": precision, "xla": jit}
 

@@ -7,7 +7,7 @@ Everything else (data, encoder, training, metrics, thresholds, export) is shared
 
 The baseline's `PooledHead` and `TextCNNHead` live here: contrib's prototype contrastive training
 trains either one. Hooks: `adapt_encoder` (extra tokens, an input template), `training_inputs`
-(extra views or masking inside the compiled step) and `on_epoch_begin` (schedules).
+(extra views or masking before each training step) and `on_epoch_begin` (schedules).
 
 A head that decodes the label set itself (seq2seq) sets `decodes_labels`, returns "decisions"
 from `infer` (thresholds are then not tuned for it), may encode its training targets its own way
@@ -60,8 +60,9 @@ class Head(keras.layers.Layer):
         return backbone, preprocessor
 
     def training_inputs(self, x: dict, y):
-        """(inputs, targets) of a training step, inside the compiled step: unchanged by default; a
-        head may add views or masking here (its `compute_loss` receives the targets it returns)."""
+        """(inputs, targets) of a training step, per replica, in a graph of its own before the (XLA)
+        step: unchanged by default; a head may add views or masking here (its `compute_loss`
+        receives the targets it returns)."""
         return x, y
 
     def on_epoch_begin(self, epoch: int):

@@ -9,7 +9,7 @@ after [CLS], before the text:
 so the text keeps its `--max-seq-length` budget and the encoder sees 3 x labels more positions
 (its position table grows if needed; new rows start random).
 
-Training (inside the compiled step): per batch k ~ U{1..C}; per text, k random label slots show
+Training (`training_inputs`, before each step): per batch k ~ U{1..C}; per text, k random label slots show
 [MASK-i] and are predicted; the others show the true [YES-i]/[NO-i], flipped with probability
 `label_noise` (1%). The label head is a binary present/absent logit at each slot (dropout, then a
 Dense(1) shared by all slots); its loss is BCE over the masked slots. For the first `mlm_epochs`

@@ -69,28 +69,30 @@ def tfidf_baseline(dataset, train, test, labels):
     return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1)}
 
 
-def run_dir(out_dir, dataset, package, encoder) -> str:
-    return os.path.join(out_dir, f"{dataset}-{package}-{encoder}")
+def run_dir(out_dir, dataset, package, encoder, inner_head=None) -> str:
+    """bench/runs/<dataset>-<package>[-<inner head>]-<encoder> (SharpReCL trains either classifier)."""
+    return os.path.join(out_dir, "-".join(filter(None, [dataset, package, inner_head, encoder])))
 
 
 def our_package(dataset, package, head_cls, args, out_dir):
     """Trains `package` through run.train and writes bench_result.json into its run folder."""
     from classifier_multi_label.run import train
 
-    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder))
+    options = json.loads(args.head_options)
+    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder, options.get("head")))
     shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
                                    test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
                                    max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
-                                    learning_rate=args.learning_rate)
+                                    learning_rate=args.learning_rate, precision=args.precision)
     if args.encoder == "minilm":
         cfg.encoder.encoder = minilm_dir()
     elif args.hidden_dim:  # otherwise the package's default from-scratch ALBERT
         cfg.encoder = dataclasses.replace(cfg.encoder, hidden_dim=args.hidden_dim, num_layers=args.num_layers,
                                           num_heads=args.num_heads, intermediate_dim=args.hidden_dim * 4)
-    cfg.head = {**dataclasses.asdict(head_cls.options()), **json.loads(args.head_options)}
+    cfg.head = {**dataclasses.asdict(head_cls.options()), **options}
     start = time.time()
     train(cfg, head_cls)
     return collect(cfg.output_dir, head_cls, package, train_seconds=time.time() - start)
@@ -145,6 +147,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
+                   help="as train.py's; the published tables ran in float32")
     p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--num-heads", type=int, default=4)
@@ -167,9 +171,11 @@ def main():
         for package in args.packages:
             our_package(args.dataset, package, package_heads()[package], args, runs)
     for package, head_cls in package_heads().items():
-        folder = run_dir(runs, args.dataset, package, args.encoder)
-        if os.path.exists(os.path.join(folder, "metrics.json")):
-            results[f"{package} ({args.encoder})"] = collect(folder, head_cls, package)
+        for inner in (None, "pooled", "textcnn") if "head" in dataclasses.asdict(head_cls.options()) else (None,):
+            folder = run_dir(runs, args.dataset, package, args.encoder, inner)
+            if os.path.exists(os.path.join(folder, "metrics.json")):
+                results[f"{package}{f' ({inner} head)' if inner else ''} ({args.encoder})"] = collect(
+                    folder, head_cls, package)
     path = os.path.join(args.out, f"{args.dataset}-{args.encoder}.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"dataset": args.dataset, "results": results}, fh, indent=1, ensure_ascii=False)

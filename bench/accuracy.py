@@ -5,8 +5,10 @@
 
 Every package is trained through the same `run.train` users call (dev split for early stopping and
 thresholds; test touched once), next to a scikit-learn TF-IDF + one-vs-rest logistic regression
-(class_weight balanced, C=10, p > 0.5) in the same run. Writes bench/results/<dataset>.json and a
-markdown table. Not a test: it takes minutes to hours.
+(class_weight balanced, C=10, p > 0.5) in the same run. Writes bench/results/<dataset>-<encoder>.json,
+a markdown table (with macro-F1 over the rarest third of the labels) and two PNG plots: dev
+micro-F1 per epoch, and test F1 per label against its training frequency. Not a test: it takes
+minutes to hours.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ PUBLISHED = {  # ../shared/data/README.md
                    ("word+char TF-IDF + LR (balanced), published",
                     {"micro_f1": 0.618, "macro_f1": 0.494, "jaccard_samples": 0.485})],
 }
-KEYS = ("micro_f1", "macro_f1", "samples_f1", "jaccard_samples", "hamming_loss", "subset_accuracy")
+KEYS = ("micro_f1", "macro_f1", "rare_macro_f1", "samples_f1", "jaccard_samples", "hamming_loss",
+        "subset_accuracy")
 
 
 def minilm_dir() -> str:
@@ -125,6 +128,56 @@ def collect(folder, head_cls, package, train_seconds=None) -> dict:
     return result
 
 
+def rare_labels(counts: dict) -> list:
+    """The rarest third of the labels by training frequency (ties broken by name)."""
+    ranked = sorted(counts, key=lambda name: (counts[name], name))
+    return ranked[: max(1, len(ranked) // 3)]
+
+
+def rare_macro_f1(result: dict, rare: list) -> float:
+    """Macro-F1 over the rarest third of the labels: what class-rebalancing methods claim to lift."""
+    f1 = {row["label"]: row["f1"] for row in result["per_label"]}
+    return float(np.mean([f1[name] for name in rare]))
+
+
+def plot(dataset, encoder, results, counts, out_dir) -> list:
+    """Two PNGs: dev micro-F1 per epoch for each trained model; test per-label F1 against the
+    label's training frequency. -> their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [os.path.join(out_dir, f"{dataset}-{encoder}-{kind}.png") for kind in ("curves", "per-label")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, m) in enumerate(results.items()):  # colour C{i}: the same model, the same colour in both
+        history = m.get("history")
+        if not history:
+            continue
+        tuned = all(h.get("dev_micro_f1_tuned") is not None for h in history)
+        ys = [h["dev_micro_f1_tuned" if tuned else "dev_micro_f1"] for h in history]
+        ax.plot(range(1, len(ys) + 1), ys, marker="o", color=f"C{i}", label=f"{name}{'' if tuned else ' (at 0.5)'}")
+    ax.set(xlabel="epoch", ylabel="dev micro-F1 (best global threshold)", title=f"{dataset}, {encoder}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, m) in enumerate(results.items()):
+        rows = m.get("per_label") or []
+        ax.scatter([counts[r["label"]] for r in rows], [r["f1"] for r in rows], s=12, alpha=0.7,
+                   marker="os^vD<>"[i % 7], color=f"C{i}", label=name)
+    ax.set_xscale("log")
+    ax.set(xlabel="training examples with the label (log)", ylabel="test F1", title=f"{dataset}, {encoder}: per label")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
 def table(dataset, results) -> str:
     lines = [f"| {dataset} | " + " | ".join(KEYS) + " | train s | infer ex/s |",
              "|---|" + "---|" * (len(KEYS) + 2)]
@@ -176,13 +229,19 @@ def main():
             if os.path.exists(os.path.join(folder, "metrics.json")):
                 results[f"{package}{f' ({inner} head)' if inner else ''} ({args.encoder})"] = collect(
                     folder, head_cls, package)
+    labels = LabelVocab.load(f"{d}/labels.txt")
+    counts = dict(zip(labels.names, labels.multi_hot(read_examples(f"{d}/train.jsonl").labels).sum(0).tolist()))
+    rare = rare_labels(counts)
+    for m in results.values():
+        m["rare_macro_f1"] = rare_macro_f1(m, rare)
     path = os.path.join(args.out, f"{args.dataset}-{args.encoder}.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"dataset": args.dataset, "results": results}, fh, indent=1, ensure_ascii=False)
     with open(path[:-5] + ".md", "w", encoding="utf-8") as fh:
         fh.write(table(args.dataset, results) + "\n")
     print(table(args.dataset, results))
-    print(f"wrote {path}")
+    print(f"rare labels (the rarest third in training): {', '.join(rare)}")
+    print(f"wrote {path}, {', '.join(plot(args.dataset, args.encoder, results, counts, args.out))}")
 
 
 def package_heads():

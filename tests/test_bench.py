@@ -1,0 +1,22 @@
+"""The accuracy benchmark's own arithmetic (bench/accuracy.py), on hand-made inputs."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import accuracy  # noqa: E402
+
+
+def test_rare_labels_are_the_rarest_third_ties_by_name():
+    counts = {"a": 50, "b": 3, "c": 7, "d": 3, "e": 90, "f": 12, "g": 1}
+    assert accuracy.rare_labels(counts) == ["g", "b"]  # 7 // 3 = 2 labels: counts 1, then 3 (b before d)
+    assert accuracy.rare_labels({"x": 4}) == ["x"]  # at least one
+
+
+def test_rare_macro_f1_averages_only_the_rare_labels():
+    result = {"per_label": [{"label": "a", "f1": 0.9}, {"label": "b", "f1": 0.2}, {"label": "g", "f1": 0.5}]}
+    assert accuracy.rare_macro_f1(result, ["g", "b"]) == pytest.approx(0.35)
+    with pytest.raises(KeyError):
+        accuracy.rare_macro_f1(result, ["missing"])

@@ -148,34 +148,36 @@ def plot(dataset, encoder, results, counts, out_dir) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = [os.path.join(out_dir, f"{dataset}-{encoder}-{kind}.png") for kind in ("curves", "per-label")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (name, m) in enumerate(results.items()):  # colour C{i}: the same model, the same colour in both
-        history = m.get("history")
-        if not history:
-            continue
+    def figure(draw, path, **labels):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, (name, m) in enumerate(results.items()):  # colour C{i}: one model, one colour in both
+            draw(ax, i, name, m)
+        ax.set(**labels)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def curve(ax, i, name, m):
+        history = m.get("history") or []
         tuned = all(h.get("dev_micro_f1_tuned") is not None for h in history)
         ys = [h["dev_micro_f1_tuned" if tuned else "dev_micro_f1"] for h in history]
-        ax.plot(range(1, len(ys) + 1), ys, marker="o", color=f"C{i}", label=f"{name}{'' if tuned else ' (at 0.5)'}")
-    ax.set(xlabel="epoch", ylabel="dev micro-F1 (best global threshold)", title=f"{dataset}, {encoder}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (name, m) in enumerate(results.items()):
+        if ys:
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", color=f"C{i}", label=f"{name}{'' if tuned else ' (at 0.5)'}")
+
+    def per_label(ax, i, name, m):
         rows = m.get("per_label") or []
         ax.scatter([counts[r["label"]] for r in rows], [r["f1"] for r in rows], s=12, alpha=0.7,
                    marker="os^vD<>"[i % 7], color=f"C{i}", label=name)
-    ax.set_xscale("log")
-    ax.set(xlabel="training examples with the label (log)", ylabel="test F1", title=f"{dataset}, {encoder}: per label")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=120)
-    plt.close(fig)
-    return paths
+        ax.set_xscale("log")
+
+    stem = os.path.join(out_dir, f"{dataset}-{encoder}")
+    return [figure(curve, f"{stem}-curves.png", xlabel="epoch", ylabel="dev micro-F1 (best global threshold)",
+                   title=f"{dataset}, {encoder}"),
+            figure(per_label, f"{stem}-per-label.png", xlabel="training examples with the label (log)",
+                   ylabel="test F1", title=f"{dataset}, {encoder}: per label")]
 
 
 def table(dataset, results) -> str:

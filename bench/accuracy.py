@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import logging
 import os
@@ -72,9 +73,11 @@ def tfidf_baseline(dataset, train, test, labels):
     return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1)}
 
 
-def run_dir(out_dir, dataset, package, encoder, inner_head=None) -> str:
-    """bench/runs/<dataset>-<package>[-<inner head>]-<encoder> (SharpReCL trains either classifier)."""
-    return os.path.join(out_dir, "-".join(filter(None, [dataset, package, inner_head, encoder])))
+def run_dir(out_dir, dataset, package, encoder, inner_head=None, pretrain_epochs=0) -> str:
+    """bench/runs/<dataset>-<package>[-<inner head>]-<encoder>[-mlm<N>] (SharpReCL trains either
+    classifier; mlm<N>: the encoder was pre-trained N epochs with masked LM on the training texts)."""
+    mlm = f"mlm{pretrain_epochs}" if pretrain_epochs else None
+    return os.path.join(out_dir, "-".join(filter(None, [dataset, package, inner_head, encoder, mlm])))
 
 
 def our_package(dataset, package, head_cls, args, out_dir):
@@ -82,7 +85,8 @@ def our_package(dataset, package, head_cls, args, out_dir):
     from classifier_multi_label.run import train
 
     options = json.loads(args.head_options)
-    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder, options.get("head")))
+    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder, options.get("head"),
+                                                        args.pretrain_epochs))
     shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
@@ -95,6 +99,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
     elif args.hidden_dim:  # otherwise the package's default from-scratch ALBERT
         cfg.encoder = dataclasses.replace(cfg.encoder, hidden_dim=args.hidden_dim, num_layers=args.num_layers,
                                           num_heads=args.num_heads, intermediate_dim=args.hidden_dim * 4)
+    cfg.encoder.pretrain_epochs = args.pretrain_epochs
     cfg.head = {**dataclasses.asdict(head_cls.options()), **options}
     start = time.time()
     train(cfg, head_cls)
@@ -207,6 +212,8 @@ def main():
     p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--num-heads", type=int, default=4)
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="masked-LM pre-training of the encoder on the training texts first (train.py's flag)")
     p.add_argument("--head-options", default="{}",
                    help='JSON of head options for the packages trained now, e.g. \'{"head": "textcnn"}\'')
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -228,9 +235,12 @@ def main():
     for package, head_cls in package_heads().items():
         for inner in (None, "pooled", "textcnn") if "head" in dataclasses.asdict(head_cls.options()) else (None,):
             folder = run_dir(runs, args.dataset, package, args.encoder, inner)
-            if os.path.exists(os.path.join(folder, "metrics.json")):
-                results[f"{package}{f' ({inner} head)' if inner else ''} ({args.encoder})"] = collect(
-                    folder, head_cls, package)
+            for variant in [folder] + sorted(glob.glob(folder + "-mlm*")):
+                if os.path.exists(os.path.join(variant, "metrics.json")):
+                    mlm = variant[len(folder) + len("-mlm"):]
+                    encoder = f"{args.encoder}, {mlm} MLM epochs" if mlm else args.encoder
+                    results[f"{package}{f' ({inner} head)' if inner else ''} ({encoder})"] = collect(
+                        variant, head_cls, package)
     labels = LabelVocab.load(f"{d}/labels.txt")
     counts = dict(zip(labels.names, labels.multi_hot(read_examples(f"{d}/train.jsonl").labels).sum(0).tolist()))
     rare = rare_labels(counts)

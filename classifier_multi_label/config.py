@@ -55,6 +55,8 @@ class EncoderConfig:
     num_heads: int = 2
     intermediate_dim: int = 512
     encoder_dropout: float = 0.1
+    # Masked-LM epochs on the training texts before the classifier trains (README: pre-training).
+    pretrain_epochs: int = 0
 
 
 @dataclass

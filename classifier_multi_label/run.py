@@ -39,6 +39,7 @@ from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import make_dataset, text_dataset
+from .pretrain import pretrain_mlm
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
@@ -221,6 +222,13 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         log.info("encoder: %s", enc.description)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
+    if cfg.encoder.pretrain_epochs > 0 and not resuming:
+        if cluster.distributed:
+            raise ValueError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
+                             "--strategy one_device, or leave --pretrain-epochs out")
+        history = pretrain_mlm(backbone, pre, train_ex.texts, cfg.train, cfg.train.learning_rate,
+                               cfg.encoder.pretrain_epochs, d.batch_size)
+        write_json(os.path.join(run_dir, "pretrain_history.json"), history)
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
         raise ValueError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
     cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)

@@ -70,10 +70,13 @@ if not hasattr(keras.optimizers.AdamW, "_all_reduce_sum_gradients"):  # a Keras 
                       "classifier_multi_label.trainer needs updating for this Keras version")
 
 
-def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int) -> keras.optimizers.Optimizer:
-    """AdamW over the warm-up/decay schedule. Gradient clipping is the trainer's (see above)."""
+def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int,
+                   clip: bool = False) -> keras.optimizers.Optimizer:
+    """AdamW over the warm-up/decay schedule. The trainer clips gradients itself (see above); `clip`
+    makes the optimizer clip them by global norm instead, for `model.fit` on one device."""
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(cfg.warmup_ratio * total_steps))
-    opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon)
+    opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon,
+                                global_clipnorm=cfg.clipnorm if clip else None)
     opt.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return opt
 

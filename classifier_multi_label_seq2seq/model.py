@@ -79,48 +79,92 @@ def lstm_gates(z, c):
     return tf.sigmoid(o) * tf.tanh(c), c
 
 
-def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None):
+def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None, wavefront=None):
     """The encoder's stacked LSTMs, both directions stepped together, with Keras LSTM layers' weights.
 
     x [batch, length, in]; mask [batch, length] bool (padding False); forward, backward: built
-    `keras.layers.LSTM` layers, one per depth. -> outputs fw, bw [batch, length, units] in text
-    order, and the final (h, c) of each direction [batch, units].
+    `keras.layers.LSTM` layers, one per depth; dropout (a Keras Dropout layer) on every layer's
+    output when training. -> outputs fw, bw [batch, length, units] in text order, and the last
+    layer's final (h, c) of each direction [batch, units].
 
     Same results as running the layers one by one (Keras semantics: a padded step keeps the state
-    and repeats the previous output); faster because each layer's input projection for every step
-    is one large matmul, and the loop only multiplies the state by the recurrent kernels of both
-    directions at once ([2, batch, units] x [2, units, 4 units]).
+    and repeats the previous output; `test_fused_lstm_stack_equals_keras_lstm_layers`), in one of
+    two schedules (`lstm_wavefront`): all layers in one wavefront loop of `length + layers - 1`
+    steps (`wavefront=True`, the default in bfloat16, where a step's cost is mostly dispatching
+    small matmuls), or one loop of `length` steps per layer, whose input terms are then one large
+    matmul each (`False`, the default in float32, where the matmuls' FLOPs dominate).
     """
-    dtype = x.dtype
-    keep = tf.transpose(tf.stack([mask, tf.reverse(mask, [1])]), [2, 0, 1])[..., None]  # [length, 2, batch, 1]
-    fw_in, bw_in = x, tf.reverse(x, [1])  # the backward direction reads the text reversed
-    for f_layer, b_layer in zip(forward, backward):
-        cells = (f_layer.cell, b_layer.cell)
-        units = cells[0].units
-        # projected: [2, batch, length, 4 units], the input term of every step at once
-        projected = tf.stack([tf.matmul(inp, tf.cast(c.kernel, dtype)) + tf.cast(c.bias, dtype)
-                              for inp, c in zip((fw_in, bw_in), cells)])
-        projected = tf.transpose(projected, [2, 0, 1, 3])  # [length, 2, batch, 4 units]
-        # Read per step through a TensorArray: the gradient of a plain slice `projected[t]` inside the
-        # loop would add a whole [length, ...] tensor per step.
-        length = tf.shape(projected)[0]
-        steps = tf.TensorArray(dtype, size=length).unstack(projected)
-        recurrent = tf.stack([tf.cast(c.recurrent_kernel, dtype) for c in cells])  # [2, units, 4 units]
-        zeros = tf.zeros(tf.concat([tf.shape(projected)[1:3], [units]], axis=0), dtype)  # [2, batch, units]
+    if wavefront is None:
+        wavefront = x.dtype == tf.bfloat16
+    cells = [(f.cell, b.cell) for f, b in zip(forward, backward)]
+    groups = [cells] if wavefront else [[pair] for pair in cells]
+    keep = tf.transpose(tf.stack([mask, tf.reverse(mask, [1])]), [2, 0, 1])  # [length, 2, batch]
+    inputs = tf.stack([x, tf.reverse(x, [1])])  # [2, batch, length, in]: the backward direction reads reversed
+    for group in groups:
+        inputs, (h, c) = lstm_wavefront(inputs, keep, group, dropout, training)
+    return inputs[0], tf.reverse(inputs[1], [1]), (h[0], c[0]), (h[1], c[1])
 
-        def step(t, h, c, outputs):
-            h_new, c_new = lstm_gates(steps.read(t) + tf.matmul(h, recurrent), c)  # z: [2, batch, 4 units]
-            h, c = tf.where(keep[t], h_new, h), tf.where(keep[t], c_new, c)
-            return t + 1, h, c, outputs.write(t, h)
 
-        _, h, c, outputs = tf.while_loop(
-            lambda t, *_: t < length, step,
-            (tf.constant(0), zeros, zeros, tf.TensorArray(dtype, size=length, element_shape=zeros.shape)))
-        outputs = tf.transpose(outputs.stack(), [1, 2, 0, 3])  # [2, batch, length, units]
-        fw_in, bw_in = outputs[0], outputs[1]
-        if dropout is not None:
-            fw_in, bw_in = dropout(fw_in, training=training), dropout(bw_in, training=training)
-    return fw_in, tf.reverse(bw_in, [1]), (h[0], c[0]), (h[1], c[1])
+def lstm_wavefront(inputs, keep, cells, dropout=None, training=None):
+    """Stacked LSTM layers over both directions in one loop.
+
+    inputs [2, batch, length, in], each direction in its reading order; keep [length, 2, batch]
+    bool; cells: per layer, the (forward, backward) Keras LSTM cells. -> outputs [2, batch, length,
+    units] of the top layer (dropout applied when training) and its final (h, c) [2, batch, units].
+
+    At loop step k layer l reads time k - l, whose input (layer l - 1's output at that time) was made
+    at step k - 1, so `length + layers - 1` steps run every layer. A step is two batched matmuls: the
+    first layer's recurrent term ([2, batch, units] x [2, units, 4 units]; its input term for every
+    time is one large matmul before the loop) and, for the layers above, the input and recurrent
+    terms together ([2 (layers - 1), batch, 2 units] x [2 (layers - 1), 2 units, 4 units]).
+    """
+    dtype, depth = inputs.dtype, len(cells)
+    units = cells[0][0].units
+
+    def both(layer_cells, attr):  # [2, ...]: the forward direction's weight, then the backward one's
+        return tf.stack([tf.cast(getattr(c, attr), dtype) for c in layer_cells])
+
+    # The first layer's input term of every time at once: [length, 2, batch, 4 units].
+    projected = tf.transpose(tf.matmul(inputs, both(cells[0], "kernel")[:, None]) + both(cells[0], "bias")[:, None, None],
+                             [2, 0, 1, 3])
+    length, batch = tf.shape(projected)[0], tf.shape(projected)[2]
+    total = length + depth - 1  # the last depth - 1 steps only finish the upper layers
+    # Read per step through a TensorArray: the gradient of a plain slice `projected[k]` inside the
+    # loop would add a whole [length, ...] tensor per step.
+    steps = tf.TensorArray(dtype, size=total).unstack(tf.pad(projected, [[0, depth - 1], [0, 0], [0, 0], [0, 0]]))
+    # update[k, l]: layer l updates at step k (time k - l is text, not padding or outside the text).
+    update = tf.stack([tf.pad(keep, [[l, depth - 1 - l], [0, 0], [0, 0]]) for l in range(depth)], axis=1)
+    update = update[..., None]  # [total, depth, 2, batch, 1]
+    recurrent0 = both(cells[0], "recurrent_kernel")  # [2, units, 4 units]
+    if depth > 1:  # layers 1..: rows [input kernel; recurrent kernel]: [2 (depth - 1), 2 units, 4 units]
+        upper = tf.reshape(tf.stack([tf.concat([both(lc, "kernel"), both(lc, "recurrent_kernel")], axis=1)
+                                     for lc in cells[1:]]), [2 * (depth - 1), 2 * units, 4 * units])
+        upper_bias = tf.reshape(tf.stack([both(lc, "bias") for lc in cells[1:]]), [2 * (depth - 1), 1, 4 * units])
+    noise = None
+    if dropout is not None and training and dropout.rate > 0 and depth > 1:
+        # Dropout on the outputs of the layers below the top, drawn for every step before the loop.
+        draw = keras.random.uniform(tf.stack([total, depth - 1, 2, batch, units]), seed=dropout.seed_generator)
+        noise = tf.TensorArray(dtype, size=total).unstack(tf.cast(draw >= dropout.rate, dtype) / (1.0 - dropout.rate))
+    zeros = tf.zeros(tf.stack([depth, 2, batch, units]), dtype)  # h and c of every layer
+
+    def step(k, h, c, outputs):
+        z = (steps.read(k) + tf.matmul(h[0], recurrent0))[None]  # first layer: [1, 2, batch, 4 units]
+        if depth > 1:
+            below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, batch, units]
+            joint = tf.reshape(tf.concat([below, h[1:]], axis=-1), [2 * (depth - 1), batch, 2 * units])
+            z_up = tf.matmul(joint, upper) + upper_bias  # [2 (depth - 1), batch, 4 units]
+            z = tf.concat([z, tf.reshape(z_up, [depth - 1, 2, batch, 4 * units])], axis=0)  # [depth, 2, batch, 4 units]
+        h_new, c_new = lstm_gates(z, c)
+        h, c = tf.where(update[k], h_new, h), tf.where(update[k], c_new, c)
+        return k + 1, h, c, outputs.write(k, h[-1])
+
+    _, h, c, outputs = tf.while_loop(
+        lambda k, *_: k < total, step,
+        (tf.constant(0), zeros, zeros, tf.TensorArray(dtype, size=total, element_shape=[2, None, units])))
+    outputs = tf.transpose(outputs.stack()[depth - 1:], [1, 2, 0, 3])  # [2, batch, length, units]
+    if dropout is not None:
+        outputs = dropout(outputs, training=training)
+    return outputs, (h[-1], c[-1])
 
 
 class Seq2SeqHead(Head):

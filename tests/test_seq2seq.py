@@ -183,12 +183,13 @@ def test_padding_cannot_change_the_decoding():
         np.testing.assert_array_equal(got["sequences"].numpy(), ref["sequences"].numpy())
 
 
-def test_fused_lstm_stack_equals_keras_lstm_layers():
-    """The encoder's two-direction loop gives Keras' LSTM layers' outputs, final states and gradients."""
+@pytest.mark.parametrize("depth,wavefront", [(1, True), (3, True), (3, False)])
+def test_fused_lstm_stack_equals_keras_lstm_layers(depth, wavefront):
+    """The encoder's wavefront loop gives Keras' LSTM layers' outputs, final states and gradients."""
     from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
 
     keras.utils.set_random_seed(0)
-    units, depth = 6, 2
+    units = 6
     lstm = dict(return_sequences=True, return_state=True)
     forward = [keras.layers.LSTM(units, **lstm) for _ in range(depth)]
     backward = [keras.layers.LSTM(units, go_backwards=True, **lstm) for _ in range(depth)]
@@ -207,7 +208,7 @@ def test_fused_lstm_stack_equals_keras_lstm_layers():
         return fw, bw, fw_h, fw_c, bw_h, bw_c
 
     def fused():
-        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, forward, backward)
+        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, forward, backward, wavefront=wavefront)
         return fw, bw, fw_h, fw_c, bw_h, bw_c
 
     weights = [w for layer in forward + backward for w in layer.trainable_variables]
@@ -227,3 +228,31 @@ def test_fused_lstm_stack_equals_keras_lstm_layers():
         np.testing.assert_allclose(b, a, atol=1e-5)
     for a, b in zip(ref_grads, got_grads):
         np.testing.assert_allclose(tf.convert_to_tensor(b).numpy(), tf.convert_to_tensor(a).numpy(), atol=1e-5)
+
+
+def test_wavefront_dropout_trains_every_layer():
+    """In training, the wavefront drops the lower layers' outputs inside its loop and the top
+    layer's after it; every weight still gets a gradient, and prediction is deterministic."""
+    from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
+
+    keras.utils.set_random_seed(0)
+    units, depth = 8, 3
+    lstm = dict(return_sequences=True, return_state=True)
+    forward = [keras.layers.LSTM(units, **lstm) for _ in range(depth)]
+    backward = [keras.layers.LSTM(units, go_backwards=True, **lstm) for _ in range(depth)]
+    for i, layer in enumerate(forward + backward):
+        layer.build((None, None, 5 if i % depth == 0 else units))
+    x, mask = tf.random.normal([4, 9, 5]), tf.ones([4, 9], tf.bool)
+    dropout = keras.layers.Dropout(0.5)
+    weights = [w for layer in forward + backward for w in layer.trainable_variables]
+    with tf.GradientTape() as tape:
+        fw, bw, _, _ = bidirectional_lstm_stack(x, mask, forward, backward, dropout, training=True, wavefront=True)
+        loss = tf.reduce_sum(tf.sin(fw)) + tf.reduce_sum(tf.sin(bw))
+    grads = tape.gradient(loss, weights)
+    assert all(g is not None and np.abs(tf.convert_to_tensor(g).numpy()).sum() > 0 for g in grads)
+    assert 0.35 < np.mean(fw.numpy() == 0.0) < 0.65  # the top layer's dropout
+    plain = [bidirectional_lstm_stack(x, mask, forward, backward, dropout, training=False, wavefront=w)[0]
+             for w in (True, False)]
+    np.testing.assert_allclose(plain[0].numpy(), plain[1].numpy(), atol=1e-5)  # both schedules agree
+    kept = fw.numpy() != 0.0  # where the top dropout kept a value, it is scaled by 2 ...
+    assert not np.allclose(fw.numpy()[kept], 2 * plain[0].numpy()[kept], atol=1e-3)  # ... of other inputs

@@ -31,37 +31,31 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .pipeline import text_dataset
+from .tokenization import special_token_id
 from .trainer import make_optimizer
 
 log = logging.getLogger(__name__)
 
 MASK_RATE = 0.15
-_MASK_TOKENS = ("[MASK]", "<mask>", "[mask]")
-
-
-def mask_token_id(tokenizer) -> int:
-    """The vocabulary's mask token, or a clear error naming what was looked for."""
-    vocab = set(tokenizer.get_vocabulary())
-    for tok in _MASK_TOKENS:
-        if tok in vocab:
-            return int(tokenizer.token_to_id(tok))
-    raise ValueError(f"--pretrain-epochs: the vocabulary has no mask token (looked for {', '.join(_MASK_TOKENS)}); "
-                     "a vocabulary built from the training texts has one")
 
 
 def masked_lm_dataset(texts, preprocessor, batch_size: int, seed: int, epoch: int) -> tf.data.Dataset:
     """Yields (inputs with "mask_positions", mask_ids, mask_weights): [batch, length] inputs and
     [batch, predictions] targets; the texts in a seeded order per epoch."""
     texts = np.asarray(list(texts), dtype=object)[np.random.default_rng([seed, epoch]).permutation(len(texts))]
+    try:
+        mask_id = special_token_id(preprocessor.tokenizer, "mask")
+    except ValueError as e:
+        raise ValueError(f"--pretrain-epochs: {e}; a vocabulary built from the training texts has one") from None
     generator = keras_hub.layers.MaskedLMMaskGenerator(
-        vocabulary_size=preprocessor.vocabulary_size, mask_selection_rate=MASK_RATE,
-        mask_token_id=mask_token_id(preprocessor.tokenizer),
+        vocabulary_size=preprocessor.vocabulary_size, mask_selection_rate=MASK_RATE, mask_token_id=mask_id,
         mask_selection_length=math.ceil(1.5 * MASK_RATE * preprocessor.sequence_length),
         unselectable_token_ids=[preprocessor.cls_id, preprocessor.sep_id, preprocessor.pad_id])
 
     def mask(x):
         m = generator(x["token_ids"])  # token_ids [batch, length]; the rest [batch, predictions]
-        inputs = dict(x, token_ids=tf.cast(m["token_ids"], tf.int32), mask_positions=tf.cast(m["mask_positions"], tf.int32))
+        inputs = dict(x, token_ids=tf.cast(m["token_ids"], tf.int32),
+                      mask_positions=tf.cast(m["mask_positions"], tf.int32))
         return inputs, tf.cast(m["mask_ids"], tf.int32), tf.cast(m["mask_weights"], tf.float32)
 
     return text_dataset(texts, preprocessor, batch_size).map(mask, num_parallel_calls=tf.data.AUTOTUNE)

@@ -32,10 +32,12 @@ _CANDIDATES = {  # WordPiece spelling first, then SentencePiece spellings
     "cls": ("[CLS]", "<cls>", "<s>"),
     "sep": ("[SEP]", "<sep>", "</s>"),
     "pad": ("[PAD]", "<pad>"),
+    "mask": ("[MASK]", "<mask>", "[mask]"),
 }
 
 
-def _special_id(tokenizer, kind: str) -> int:
+def special_token_id(tokenizer, kind: str) -> int:
+    """The id of the vocabulary's `kind` token (cls, sep, pad or mask), in either spelling."""
     vocab = set(tokenizer.get_vocabulary())
     for tok in _CANDIDATES[kind]:
         if tok in vocab:
@@ -51,9 +53,9 @@ class TextPreprocessor(keras.layers.Layer):
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
         self.pad_to_multiple_of = int(pad_to_multiple_of)
-        self.cls_id = _special_id(tokenizer, "cls")
-        self.sep_id = _special_id(tokenizer, "sep")
-        self.pad_id = _special_id(tokenizer, "pad")
+        self.cls_id = special_token_id(tokenizer, "cls")
+        self.sep_id = special_token_id(tokenizer, "sep")
+        self.pad_id = special_token_id(tokenizer, "pad")
         self.packer = keras_hub.layers.StartEndPacker(
             sequence_length=self.sequence_length, start_value=self.cls_id, end_value=self.sep_id,
             pad_value=self.pad_id, return_padding_mask=True)

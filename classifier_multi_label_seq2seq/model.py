@@ -125,8 +125,8 @@ def lstm_wavefront(inputs, keep, cells, dropout=None, training=None):
         return tf.stack([tf.cast(getattr(c, attr), dtype) for c in layer_cells])
 
     # The first layer's input term of every time at once: [length, 2, batch, 4 units].
-    projected = tf.transpose(tf.matmul(inputs, both(cells[0], "kernel")[:, None]) + both(cells[0], "bias")[:, None, None],
-                             [2, 0, 1, 3])
+    projected = tf.matmul(inputs, both(cells[0], "kernel")[:, None]) + both(cells[0], "bias")[:, None, None]
+    projected = tf.transpose(projected, [2, 0, 1, 3])
     length, batch = tf.shape(projected)[0], tf.shape(projected)[2]
     total = length + depth - 1  # the last depth - 1 steps only finish the upper layers
     # Read per step through a TensorArray: the gradient of a plain slice `projected[k]` inside the

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from classifier_multi_label.encoder import EncoderError, grow_backbone
 from classifier_multi_label.heads import Head
-from classifier_multi_label.tokenization import SPECIAL_TOKENS
+from classifier_multi_label.tokenization import SPECIAL_TOKENS, special_token_id
 
 LS, LE, YES, NO, MASK = range(5)  # offsets of a label's five tokens
 DECODINGS = ("full", "top_p")
@@ -122,10 +122,11 @@ class LabelMaskHead(Head):
             raise EncoderError(f"the encoder has {backbone.vocabulary_size} tokens, the vocabulary {base}")
         total = preprocessor.sequence_length + 3 * c  # positions the encoder must have
         vocab = preprocessor.tokenizer.get_vocabulary()
-        mask = next((t for t in ("[MASK]", "<mask>", "[mask]") if t in vocab), None)
-        if mask is None:
-            raise EncoderError("the vocabulary has no mask token ([MASK]); LM-MTC's text MLM needs one")
-        self.base_vocabulary, self.mask_id = base, int(preprocessor.tokenizer.token_to_id(mask))
+        try:
+            self.mask_id = special_token_id(preprocessor.tokenizer, "mask")
+        except ValueError as e:
+            raise EncoderError(f"{e}; LM-MTC's text MLM needs one") from None
+        self.base_vocabulary = base
         # MLM's random replacements skip the special tokens when the vocabulary starts with them.
         self.first_text_id = len(SPECIAL_TOKENS) if vocab[:len(SPECIAL_TOKENS)] == SPECIAL_TOKENS else 0
         self.max_predictions = max(1, math.ceil(1.5 * self.mlm_probability * preprocessor.sequence_length))

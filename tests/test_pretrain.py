@@ -1,13 +1,11 @@
-"""Masked-LM pre-training of the encoder on the training texts (`--pretrain-epochs`)."""
-
-import json
+"""Masked-LM pre-training of the encoder on the training texts (`--pretrain-epochs`). The command
+line end to end: TextCNN's run in `test_siblings.py`."""
 
 import keras
 import keras_hub
 import numpy as np
-import pytest
 
-from conftest import REVIEWS, TINY, run_script
+from conftest import REVIEWS
 
 from classifier_multi_label.config import TrainConfig
 from classifier_multi_label.pipeline import text_dataset
@@ -66,16 +64,3 @@ def test_pretraining_lowers_the_masked_lm_loss_and_changes_the_encoder():
     assert not any("pooled_dense" in path for path in changed)  # no masked-LM gradient reaches the pooler
     assert all(layer.trainable for layer in backbone.layers)  # the pooler trains again in the classifier
 
-
-@pytest.mark.parametrize("package", ["classifier_multi_label_textcnn"])
-def test_train_with_pretrain_epochs_writes_its_history(tiny_data, package):
-    out = tiny_data["dir"] / "run"
-    proc = run_script(f"{package}/train.py", *TINY, "--pretrain-epochs", "2", "--train-file", tiny_data["train"],
-                      "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--no-export",
-                      "--output-dir", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    history = json.loads((out / "pretrain_history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["mlm_loss"]) for h in history)
-    assert json.loads((out / "config.json").read_text())["encoder"]["pretrain_epochs"] == 2
-    assert "pre-training epoch 2/2" in proc.stderr
-    assert (out / "metrics.json").exists()

@@ -88,7 +88,9 @@ def test_one_training_step_lowers_the_loss(make_head):
     assert float(loss()) < before
 
 
-SIBLINGS = {"classifier_multi_label_textcnn": (TextCNNHead, ["--filter-sizes", "2", "3", "--num-filters", "8"]),
+# TextCNN's run also pre-trains its encoder (--pretrain-epochs), so that path is covered end to end too.
+SIBLINGS = {"classifier_multi_label_textcnn": (TextCNNHead, ["--filter-sizes", "2", "3", "--num-filters", "8",
+                                                             "--pretrain-epochs", "2"]),
             "classifier_multi_label_denses": (DensesHead, []),
             "classifier_multi_label_seq2seq": (Seq2SeqHead, ["--encoder-layers", "1", "--beam-width", "3"])}
 
@@ -102,6 +104,10 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["package"] == package
+    if "--pretrain-epochs" in extra:
+        history = json.loads((run_dir / "pretrain_history.json").read_text())
+        assert [h["epoch"] for h in history] == [1, 2] and config["encoder"]["pretrain_epochs"] == 2
+        assert "pre-training epoch 2/2" in proc.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     proc = run_script(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
                       "--output", tmp_path / "eval.json")

@@ -50,13 +50,18 @@ LABEL_ORDERS = ("frequency", "file")
 
 
 class Decoding(NamedTuple):
-    """What every decoder step reads, computed once per text batch."""
+    """What every decoder step reads, computed once per text batch (weights cast once, not per step)."""
 
     memory: tf.Tensor  # encoder states m_j: [batch, length, d]
     keys: tf.Tensor  # W_m m_j: [batch, length, d]
     mask: tf.Tensor  # [batch, length] bool, False on padding
     table: tf.Tensor  # the decoder cell's input term of each token's embedding, plus its bias: [vocab, 4d]
     kernel: tf.Tensor  # the cell's kernel rows for a, then its recurrent kernel: [2d, 4d]
+    query: tf.Tensor  # W_q: [d, d]
+    v: tf.Tensor  # [d, 1]
+    attention: tf.Tensor  # W_a: [2d, d]
+    logits: tf.Tensor  # the output layer's kernel, float32: [d, vocab]
+    logits_bias: tf.Tensor  # float32: [vocab]
 
 
 def label_sequences(positions, length: int):
@@ -71,25 +76,31 @@ def label_sequences(positions, length: int):
     return tf.where(t < n, order + FIRST_LABEL, tf.where(t == n, END, PAD))
 
 
-def lstm_gates(z, c):
-    """Keras LSTMCell's update from its pre-activations z [..., 4 units] (gate order i, f, g, o) and
-    the cell state c [..., units] -> (h, c)."""
-    i, f, g, o = tf.split(z, 4, axis=-1)
+def lstm_gates(z, c, axis=-1):
+    """Keras LSTMCell's update from its pre-activations z (4 units along `axis`, gate order i, f, g,
+    o) and the cell state c float32 (units along `axis`) -> (h in z's dtype, c float32).
+
+    The gates run in float32 whatever z's dtype: on this CPU a bfloat16 sigmoid took 2.7x as long as
+    a float32 one, and the cell state, summed over the whole text, keeps float32's precision."""
+    i, f, g, o = tf.split(tf.cast(z, tf.float32), 4, axis=axis)
     c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    return tf.sigmoid(o) * tf.tanh(c), c
+    return tf.cast(tf.sigmoid(o) * tf.tanh(c), z.dtype), c
 
 
 def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None, wavefront=None):
     """The encoder's stacked LSTMs, both directions stepped together, with Keras LSTM layers' weights.
 
-    x [batch, length, in]; mask [batch, length] bool (padding False); forward, backward: built
-    `keras.layers.LSTM` layers, one per depth; dropout (a Keras Dropout layer) on every layer's
-    output when training. -> outputs fw, bw [batch, length, units] in text order, and the last
-    layer's final (h, c) of each direction [batch, units].
+    x [batch, length, in]; mask [batch, length] bool, True on each text then False on its padding
+    (padding at the end, as the packer makes it); forward, backward: built `keras.layers.LSTM`
+    layers, one per depth; dropout (a Keras Dropout layer) on every layer's output when training.
+    -> outputs fw, bw [batch, length, units] in text order (undefined on padding, which attention
+    masks), and the last layer's final (h, c) of each direction [batch, units].
 
-    Same results as running the layers one by one (Keras semantics: a padded step keeps the state
-    and repeats the previous output; `test_fused_lstm_stack_equals_keras_lstm_layers`), in one of
-    two schedules (`lstm_wavefront`): all layers in one wavefront loop of `length + layers - 1`
+    Same results on the text as running the layers one by one with Keras' masking
+    (`test_fused_lstm_stack_equals_keras_lstm_layers`). The backward direction reads each text
+    reversed in place (`tf.reverse_sequence`), so in both directions the padding comes after the
+    text: no step needs a mask, and the final states are gathered at each text's last step.
+    Two schedules (`lstm_wavefront`): all layers in one wavefront loop of `length + layers - 1`
     steps (`wavefront=True`, the default in bfloat16, where a step's cost is mostly fixed per-op
     overhead on small tensors: measured 215 against 236 to 243 ms, README "Speed"), or one loop of
     `length` steps per layer, whose input terms are then one large matmul each (`False`, the
@@ -99,25 +110,39 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
         wavefront = x.dtype == tf.bfloat16
     cells = [(f.cell, b.cell) for f, b in zip(forward, backward)]
     groups = [cells] if wavefront else [[pair] for pair in cells]
-    keep = tf.transpose(tf.stack([mask, tf.reverse(mask, [1])]), [2, 0, 1])  # [length, 2, batch]
-    inputs = tf.stack([x, tf.reverse(x, [1])])  # [2, batch, length, in]: the backward direction reads reversed
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [batch]
+
+    def reverse(t):  # [batch, length, ...]: each text reversed, its padding left at the end
+        return tf.reverse_sequence(t, lengths, seq_axis=1, batch_axis=0)
+
+    inputs = tf.stack([x, reverse(x)])  # [2, batch, length, in]: each direction in its reading order
     for group in groups:
-        inputs, (h, c) = lstm_wavefront(inputs, keep, group, dropout, training)
-    return inputs[0], tf.reverse(inputs[1], [1]), (h[0], c[0]), (h[1], c[1])
+        inputs, (h, c) = lstm_wavefront(inputs, lengths, group, dropout, training)
+    return inputs[0], reverse(inputs[1]), (h[0], c[0]), (h[1], c[1])
 
 
-def lstm_wavefront(inputs, keep, cells, dropout=None, training=None):
+def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     """Stacked LSTM layers over both directions in one loop.
 
-    inputs [2, batch, length, in], each direction in its reading order; keep [length, 2, batch]
-    bool; cells: per layer, the (forward, backward) Keras LSTM cells. -> outputs [2, batch, length,
-    units] of the top layer (dropout applied when training) and its final (h, c) [2, batch, units].
+    inputs [2, batch, length, in], each direction in its reading order, padding after the text;
+    lengths [batch]; cells: per layer, the (forward, backward) Keras LSTM cells. -> outputs [2,
+    batch, length, units] of the top layer (dropout applied when training; past a text's end they
+    run on over padding and mean nothing) and its final (h, c) [2, batch, units] at each text's last
+    step (zeros for an empty text, as Keras).
 
     At loop step k layer l reads time k - l, whose input (layer l - 1's output at that time) was made
-    at step k - 1, so `length + layers - 1` steps run every layer. A step is two batched matmuls: the
-    first layer's recurrent term ([2, batch, units] x [2, units, 4 units]; its input term for every
-    time is one large matmul before the loop) and, for the layers above, the input and recurrent
-    terms together ([2 (layers - 1), batch, 2 units] x [2 (layers - 1), 2 units, 4 units]).
+    at step k - 1, so `length + layers - 1` steps run every layer; the first `layers - 1` steps, in
+    which the upper layers have not started, run before the loop and keep those layers at zero. No
+    step masks anything: the padding comes after every text (`tf.where` on the states was a tenth of
+    the loop's time).
+
+    Inside the loop the states are feature-major, [units, batch], and a step is two batched matmuls
+    with the weights first: the first layer's recurrent term ([2, 4 units, units] x [2, units, batch];
+    its input term for every time is one large matmul before the loop) and, for the layers above, the
+    input and recurrent terms and the bias together ([2 (layers - 1), 4 units, 2 units + 1] x
+    [2 (layers - 1), 2 units + 1, batch], the last input row being 1). oneDNN repacks a bfloat16
+    matmul's second operand on every call; with the small state there instead of the weights a step's
+    upper matmul took 0.59 ms instead of 0.77 (batch 64, units 384).
     """
     dtype, depth = inputs.dtype, len(cells)
     units = cells[0][0].units
@@ -125,47 +150,67 @@ def lstm_wavefront(inputs, keep, cells, dropout=None, training=None):
     def both(layer_cells, attr):  # [2, ...]: the forward direction's weight, then the backward one's
         return tf.stack([tf.cast(getattr(c, attr), dtype) for c in layer_cells])
 
-    # The first layer's input term of every time at once: [length, 2, batch, 4 units].
-    projected = tf.matmul(inputs, both(cells[0], "kernel")[:, None]) + both(cells[0], "bias")[:, None, None]
-    projected = tf.transpose(projected, [2, 0, 1, 3])
-    length, batch = tf.shape(projected)[0], tf.shape(projected)[2]
+    def weights_t(layer_cells, *attrs):  # [2, 4 units, rows]: the named weights stacked by rows, transposed
+        return tf.transpose(tf.concat([both(layer_cells, a) if a != "bias" else both(layer_cells, a)[:, None]
+                                       for a in attrs], axis=1), [0, 2, 1])
+
+    # The first layer's input term of every time at once, bias included through a row of ones:
+    # [2, 4 units, in + 1] x [length, 2, in + 1, batch] -> [length, 2, 4 units, batch].
+    x_t = tf.transpose(inputs, [2, 0, 3, 1])  # [length, 2, in, batch]
+    x_t = tf.concat([x_t, tf.ones_like(x_t[:, :, :1])], axis=2)
+    projected = tf.matmul(weights_t(cells[0], "kernel", "bias"), x_t)
+    length, batch = tf.shape(projected)[0], tf.shape(projected)[3]
     total = length + depth - 1  # the last depth - 1 steps only finish the upper layers
-    # Read per step through a TensorArray: the gradient of a plain slice `projected[k]` inside the
-    # loop would add a whole [length, ...] tensor per step.
-    steps = tf.TensorArray(dtype, size=total).unstack(tf.pad(projected, [[0, depth - 1], [0, 0], [0, 0], [0, 0]]))
-    # update[k, l]: layer l updates at step k (time k - l is text, not padding or outside the text).
-    update = tf.stack([tf.pad(keep, [[l, depth - 1 - l], [0, 0], [0, 0]]) for l in range(depth)], axis=1)
-    update = update[..., None]  # [total, depth, 2, batch, 1]
-    recurrent0 = both(cells[0], "recurrent_kernel")  # [2, units, 4 units]
-    if depth > 1:  # layers 1..: rows [input kernel; recurrent kernel]: [2 (depth - 1), 2 units, 4 units]
-        upper = tf.reshape(tf.stack([tf.concat([both(lc, "kernel"), both(lc, "recurrent_kernel")], axis=1)
-                                     for lc in cells[1:]]), [2 * (depth - 1), 2 * units, 4 * units])
-        upper_bias = tf.reshape(tf.stack([both(lc, "bias") for lc in cells[1:]]), [2 * (depth - 1), 1, 4 * units])
+    if training:
+        # Read per step through a TensorArray: the gradient of a plain slice `projected[k]` inside
+        # the loop would add a whole [length, ...] tensor per step. Padded to `total` steps.
+        steps = tf.TensorArray(dtype, size=total).unstack(tf.pad(projected, [[0, depth - 1], [0, 0], [0, 0], [0, 0]]))
+        read = steps.read
+    else:
+        # A slice per step: unstacking into a TensorArray copied the whole tensor (12 ms of 200 at
+        # batch 64, length 60). Steps past the text only move the upper layers; layer 0's are unused.
+        def read(k):
+            return projected[tf.minimum(k, length - 1)]
+    recurrent0 = weights_t(cells[0], "recurrent_kernel")  # [2, 4 units, units]
+    if depth > 1:  # layers 1..: columns [input kernel | recurrent kernel | bias]: [2 (depth - 1), 4 units, 2 units + 1]
+        upper = tf.concat([weights_t(lc, "kernel", "recurrent_kernel", "bias") for lc in cells[1:]], axis=0)
+        ones = tf.ones(tf.stack([depth - 1, 2, 1, batch]), dtype)  # the bias' input row
     noise = None
     if dropout is not None and training and dropout.rate > 0 and depth > 1:
         # Dropout on the outputs of the layers below the top, drawn for every step before the loop.
-        draw = keras.random.uniform(tf.stack([total, depth - 1, 2, batch, units]), seed=dropout.seed_generator)
+        draw = keras.random.uniform(tf.stack([total, depth - 1, 2, units, batch]), seed=dropout.seed_generator)
         noise = tf.TensorArray(dtype, size=total).unstack(tf.cast(draw >= dropout.rate, dtype) / (1.0 - dropout.rate))
-    zeros = tf.zeros(tf.stack([depth, 2, batch, units]), dtype)  # h and c of every layer
+    shape = tf.stack([depth, 2, units, batch])  # h and c of every layer, feature-major
 
-    def step(k, h, c, outputs):
-        z = (steps.read(k) + tf.matmul(h[0], recurrent0))[None]  # first layer: [1, 2, batch, 4 units]
+    def step(k, h, c, outputs, cells_top, started=depth):
+        """Step k -> the next loop state. Layers >= `started` have not started (only in the first
+        depth - 1 steps) and keep their zero state."""
+        z = (read(k) + tf.matmul(recurrent0, h[0]))[None]  # first layer: [1, 2, 4 units, batch]
         if depth > 1:
-            below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, batch, units]
-            joint = tf.reshape(tf.concat([below, h[1:]], axis=-1), [2 * (depth - 1), batch, 2 * units])
-            z_up = tf.matmul(joint, upper) + upper_bias  # [2 (depth - 1), batch, 4 units]
-            z = tf.concat([z, tf.reshape(z_up, [depth - 1, 2, batch, 4 * units])], axis=0)  # [depth, 2, batch, 4 units]
-        h_new, c_new = lstm_gates(z, c)
-        h, c = tf.where(update[k], h_new, h), tf.where(update[k], c_new, c)
-        return k + 1, h, c, outputs.write(k, h[-1])
+            below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, units, batch]
+            joint = tf.reshape(tf.concat([below, h[1:], ones], axis=2), [2 * (depth - 1), 2 * units + 1, batch])
+            z_up = tf.reshape(tf.matmul(upper, joint), [depth - 1, 2, 4 * units, batch])
+            z = tf.concat([z, z_up], axis=0)  # [depth, 2, 4 units, batch]
+        h_new, c_new = lstm_gates(z, c, axis=2)
+        if started < depth:
+            h_new, c_new = tf.concat([h_new[:started], h[started:]], 0), tf.concat([c_new[:started], c[started:]], 0)
+        return k + 1, h_new, c_new, outputs.write(k, h_new[-1]), cells_top.write(k, c_new[-1])
 
-    _, h, c, outputs = tf.while_loop(
-        lambda k, *_: k < total, step,
-        (tf.constant(0), zeros, zeros, tf.TensorArray(dtype, size=total, element_shape=[2, None, units])))
-    outputs = tf.transpose(outputs.stack()[depth - 1:], [1, 2, 0, 3])  # [2, batch, length, units]
+    state = (tf.constant(0), tf.zeros(shape, dtype), tf.zeros(shape, tf.float32),
+             tf.TensorArray(dtype, size=total, element_shape=[2, units, None]),  # the top layer's h per step
+             tf.TensorArray(tf.float32, size=total, element_shape=[2, units, None]))  # and its c
+    for k in range(depth - 1):  # at step k, layers 0..k have started
+        state = step(*state, started=k + 1)
+    _, _, _, outputs, cells_top = tf.while_loop(lambda k, *_: k < total, step, state)
+    # [length, 2, units, batch] per step -> [2, batch, length, units]
+    outputs, cells_top = (tf.transpose(ta.stack()[depth - 1:], [1, 3, 0, 2]) for ta in (outputs, cells_top))
+    # The final states: each text's last step, [2, batch, units] (zeros for an empty text, as Keras).
+    last = tf.broadcast_to(tf.maximum(lengths - 1, 0)[None], [2, batch])
+    h, c = (tf.where((lengths > 0)[None, :, None], tf.gather(t, last, axis=2, batch_dims=2), 0.0)
+            for t in (outputs, cells_top))
     if dropout is not None:
         outputs = dropout(outputs, training=training)
-    return outputs, (h[-1], c[-1])
+    return outputs, (h, c)
 
 
 class Seq2SeqHead(Head):
@@ -273,29 +318,35 @@ class Seq2SeqHead(Head):
         z = tf.gather(ctx.table, tokens) + tf.matmul(tf.concat([a, h], axis=-1), ctx.kernel)  # [n, 4d]
         h, c = lstm_gates(z, c)
         out = self.dropout(h, training=training)  # [n, d]
-        q = tf.reshape(self.query_layer(out), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
+        q = tf.reshape(tf.matmul(out, ctx.query), [-1, beams, 1, self.d])  # [batch, beams, 1, d]
         # e_tj = v·tanh(W_m m_j + W_q q_t): [batch, beams, length]. The [batch, beams, length, d] tanh is
         # the step's largest tensor; v· as a matmul reads it once (a multiply then a sum read it twice).
+        # In float32 the sum and tanh measured slower inside beam search (15 ms against 12 per step).
         scores = tf.tanh(ctx.keys[:, None] + q)  # [batch, beams, length, d]
-        e = tf.reshape(tf.matmul(tf.reshape(scores, [-1, self.d]), tf.cast(self.v.kernel, q.dtype)),
-                       tf.shape(scores)[:3])
+        e = tf.reshape(tf.matmul(tf.reshape(scores, [-1, self.d]), ctx.v), tf.shape(scores)[:3])
         e = tf.where(ctx.mask[:, None, :], e, NEG)  # padding gets no attention
-        context = tf.einsum("bwt,btd->bwd", tf.nn.softmax(e, axis=-1), ctx.memory)  # [batch, beams, d]
-        a = self.attention_layer(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1))  # [n, d]
+        weights = tf.cast(tf.nn.softmax(e, axis=-1), ctx.memory.dtype)
+        context = tf.einsum("bwt,btd->bwd", weights, ctx.memory)  # [batch, beams, d]
+        a = tf.matmul(tf.concat([out, tf.reshape(context, [-1, self.d])], axis=-1), ctx.attention)  # [n, d]
         # float32 logits: under mixed_bfloat16 a bfloat16 softmax would lose small probabilities, and
         # beams are ranked by sums of log-probabilities (bfloat16 keeps about 3 digits).
-        return tf.cast(self.output_layer(a), tf.float32), (h, c, a)
+        return tf.matmul(tf.cast(a, tf.float32), ctx.logits) + ctx.logits_bias, (h, c, a)
 
     def _start(self, outputs, beams: int):
         """(initial state, `Decoding`): what every decoder step reads."""
         dtype = self.compute_dtype  # the model hands out float32 (MultiLabelClassifier)
         memory = tf.cast(outputs["memory"], dtype)  # [batch, length, d]
-        h, c = (tf.repeat(tf.cast(outputs[k], dtype), beams, axis=0) for k in ("h", "c"))  # [batch * beams, d]
+        h = tf.repeat(tf.cast(outputs["h"], dtype), beams, axis=0)  # [batch * beams, d]
+        c = tf.repeat(tf.cast(outputs["c"], tf.float32), beams, axis=0)  # the cell state stays float32
         kernel = tf.cast(self.cell.kernel, dtype)  # [2d, 4d]: rows for the embedding, then for a
         table = tf.matmul(tf.cast(self.embedding.embeddings, dtype), kernel[: self.d]) + tf.cast(self.cell.bias, dtype)
-        ctx = Decoding(memory=memory, keys=self.memory_layer(memory), mask=tf.cast(outputs["memory_mask"], tf.bool),
-                       table=table,  # [vocab, 4d]
-                       kernel=tf.concat([kernel[self.d:], tf.cast(self.cell.recurrent_kernel, dtype)], axis=0))  # [2d, 4d]
+        ctx = Decoding(memory=memory, keys=self.memory_layer(memory),
+                       mask=tf.cast(outputs["memory_mask"], tf.bool), table=table,  # [vocab, 4d]
+                       kernel=tf.concat([kernel[self.d:], tf.cast(self.cell.recurrent_kernel, dtype)], axis=0),
+                       query=tf.cast(self.query_layer.kernel, dtype), v=tf.cast(self.v.kernel, dtype),
+                       attention=tf.cast(self.attention_layer.kernel, dtype),
+                       logits=tf.cast(self.output_layer.kernel, tf.float32),
+                       logits_bias=tf.cast(self.output_layer.bias, tf.float32))
         return (h, c, tf.zeros_like(h)), ctx
 
     def teacher_forced_logits(self, outputs, targets, training=None):

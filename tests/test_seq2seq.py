@@ -183,9 +183,10 @@ def test_padding_cannot_change_the_decoding():
         np.testing.assert_array_equal(got["sequences"].numpy(), ref["sequences"].numpy())
 
 
-@pytest.mark.parametrize("depth,wavefront", [(1, True), (3, True), (3, False)])
-def test_fused_lstm_stack_equals_keras_lstm_layers(depth, wavefront):
-    """The encoder's wavefront loop gives Keras' LSTM layers' outputs, final states and gradients."""
+@pytest.mark.parametrize("depth,wavefront,training", [(1, True, None), (3, True, None), (3, False, None), (3, True, True)])
+def test_fused_lstm_stack_equals_keras_lstm_layers(depth, wavefront, training):
+    """The encoder's wavefront loop gives Keras' LSTM layers' outputs (on the text), final states and
+    gradients, through either way of reading the input terms (slices; a TensorArray in training)."""
     from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
 
     keras.utils.set_random_seed(0)
@@ -195,8 +196,8 @@ def test_fused_lstm_stack_equals_keras_lstm_layers(depth, wavefront):
     backward = [keras.layers.LSTM(units, go_backwards=True, **lstm) for _ in range(depth)]
     for i, layer in enumerate(forward + backward):
         layer.build((None, None, 5 if i % depth == 0 else units))
-    x = tf.random.normal([3, 7, 5])
-    mask = tf.constant(np.arange(7)[None] < np.array([[7], [4], [1]]))  # [batch, length]
+    x = tf.random.normal([4, 7, 5])
+    mask = tf.constant(np.arange(7)[None] < np.array([[7], [4], [1], [0]]))  # [batch, length]; the last text is empty
 
     def keras_stack():
         fw = bw = x
@@ -208,7 +209,8 @@ def test_fused_lstm_stack_equals_keras_lstm_layers(depth, wavefront):
         return fw, bw, fw_h, fw_c, bw_h, bw_c
 
     def fused():
-        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, forward, backward, wavefront=wavefront)
+        fw, bw, (fw_h, fw_c), (bw_h, bw_c) = bidirectional_lstm_stack(x, mask, forward, backward, wavefront=wavefront,
+                                                                      training=training)
         return fw, bw, fw_h, fw_c, bw_h, bw_c
 
     weights = [w for layer in forward + backward for w in layer.trainable_variables]

@@ -87,7 +87,7 @@ def lstm_gates(z, c, axis=-1):
     return tf.cast(tf.sigmoid(o) * tf.tanh(c), z.dtype), c
 
 
-def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None, wavefront=None):
+def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=None):
     """The encoder's stacked LSTMs, both directions stepped together, with Keras LSTM layers' weights.
 
     x [batch, length, in]; mask [batch, length] bool, True on each text then False on its padding
@@ -99,30 +99,22 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
     Same results on the text as running the layers one by one with Keras' masking
     (`test_fused_lstm_stack_equals_keras_lstm_layers`). The backward direction reads each text
     reversed in place (`tf.reverse_sequence`), so in both directions the padding comes after the
-    text: no step needs a mask, and the final states are gathered at each text's last step.
-    Two schedules (`lstm_wavefront`): all layers in one wavefront loop of `length + layers - 1`
-    steps (`wavefront=True`, the default in bfloat16, where a step's cost is mostly fixed per-op
-    overhead on small tensors: measured 215 against 236 to 243 ms, README "Speed"), or one loop of
-    `length` steps per layer, whose input terms are then one large matmul each (`False`, the
-    default in float32, where the matmuls' FLOPs dominate and this order measured faster).
+    text: no step needs a mask, and the final states are gathered at each text's last step. All
+    layers run in one wavefront loop (`lstm_wavefront`).
     """
-    if wavefront is None:
-        wavefront = x.dtype == tf.bfloat16
     cells = [(f.cell, b.cell) for f, b in zip(forward, backward)]
-    groups = [cells] if wavefront else [[pair] for pair in cells]
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [batch]
 
     def reverse(t):  # [batch, length, ...]: each text reversed, its padding left at the end
         return tf.reverse_sequence(t, lengths, seq_axis=1, batch_axis=0)
 
     inputs = tf.stack([x, reverse(x)])  # [2, batch, length, in]: each direction in its reading order
-    for group in groups:
-        inputs, (h, c) = lstm_wavefront(inputs, lengths, group, dropout, training)
-    return inputs[0], reverse(inputs[1]), (h[0], c[0]), (h[1], c[1])
+    outputs, (h, c) = lstm_wavefront(inputs, lengths, cells, dropout, training)
+    return outputs[0], reverse(outputs[1]), (h[0], c[0]), (h[1], c[1])
 
 
 def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
-    """Stacked LSTM layers over both directions in one loop.
+    """Stacked LSTM layers over both directions in one loop, one batched matmul per step.
 
     inputs [2, batch, length, in], each direction in its reading order, padding after the text;
     lengths [batch]; cells: per layer, the (forward, backward) Keras LSTM cells. -> outputs [2,
@@ -136,45 +128,45 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     step masks anything: the padding comes after every text (`tf.where` on the states was a tenth of
     the loop's time).
 
-    Inside the loop the states are feature-major, [units, batch], and a step is two batched matmuls
-    with the weights first: the first layer's recurrent term ([2, 4 units, units] x [2, units, batch];
-    its input term for every time is one large matmul before the loop) and, for the layers above, the
-    input and recurrent terms and the bias together ([2 (layers - 1), 4 units, 2 units + 1] x
-    [2 (layers - 1), 2 units + 1, batch], the last input row being 1). oneDNN repacks a bfloat16
-    matmul's second operand on every call; with the small state there instead of the weights a step's
-    upper matmul took 0.59 ms instead of 0.77 (batch 64, units 384).
+    Inside the loop the states are feature-major, [units, batch], and a step is one batched matmul
+    with the weights first: every layer's input and recurrent terms and its bias together,
+    [2 layers, 4 units, width + units + 1] x [2 layers, width + units + 1, batch] (the last input row
+    is 1; width = max(in, units), the narrower input zero-padded). oneDNN repacks a bfloat16 matmul's
+    second operand on every call; with the small state there instead of the weights the upper layers'
+    matmul took 0.59 ms instead of 0.77 per step. One matmul for all layers also beat projecting the
+    first layer's input for every time before the loop (one large matmul, then a second matmul and an
+    add per step): README "Speed".
     """
     dtype, depth = inputs.dtype, len(cells)
     units = cells[0][0].units
+    width = max(int(inputs.shape[-1]), units)  # the input rows of every layer's joint matmul
 
     def both(layer_cells, attr):  # [2, ...]: the forward direction's weight, then the backward one's
         return tf.stack([tf.cast(getattr(c, attr), dtype) for c in layer_cells])
 
-    def weights_t(layer_cells, *attrs):  # [2, 4 units, rows]: the named weights stacked by rows, transposed
-        return tf.transpose(tf.concat([both(layer_cells, a) if a != "bias" else both(layer_cells, a)[:, None]
-                                       for a in attrs], axis=1), [0, 2, 1])
+    def layer_weights(layer_cells):  # [2, 4 units, width + units + 1]: [input kernel | recurrent kernel | bias]^T
+        kernel = both(layer_cells, "kernel")  # [2, in, 4 units]
+        kernel = tf.pad(kernel, [[0, 0], [0, width - kernel.shape[1]], [0, 0]])
+        rows = [kernel, both(layer_cells, "recurrent_kernel"), both(layer_cells, "bias")[:, None]]
+        return tf.transpose(tf.concat(rows, axis=1), [0, 2, 1])
 
-    # The first layer's input term of every time at once, bias included through a row of ones:
-    # [2, 4 units, in + 1] x [length, 2, in + 1, batch] -> [length, 2, 4 units, batch].
+    weights = tf.concat([layer_weights(lc) for lc in cells], axis=0)  # [2 depth, 4 units, width + units + 1]
     x_t = tf.transpose(inputs, [2, 0, 3, 1])  # [length, 2, in, batch]
-    x_t = tf.concat([x_t, tf.ones_like(x_t[:, :, :1])], axis=2)
-    projected = tf.matmul(weights_t(cells[0], "kernel", "bias"), x_t)
-    length, batch = tf.shape(projected)[0], tf.shape(projected)[3]
+    x_t = tf.pad(x_t, [[0, 0], [0, 0], [0, width - x_t.shape[2]], [0, 0]])  # [length, 2, width, batch]
+    length, batch = tf.shape(x_t)[0], tf.shape(x_t)[3]
     total = length + depth - 1  # the last depth - 1 steps only finish the upper layers
     if training:
-        # Read per step through a TensorArray: the gradient of a plain slice `projected[k]` inside
-        # the loop would add a whole [length, ...] tensor per step. Padded to `total` steps.
-        steps = tf.TensorArray(dtype, size=total).unstack(tf.pad(projected, [[0, depth - 1], [0, 0], [0, 0], [0, 0]]))
+        # Read per step through a TensorArray: the gradient of a plain slice `x_t[k]` inside the
+        # loop would add a whole [length, ...] tensor per step. Padded to `total` steps.
+        steps = tf.TensorArray(dtype, size=total).unstack(tf.pad(x_t, [[0, depth - 1], [0, 0], [0, 0], [0, 0]]))
         read = steps.read
     else:
         # A slice per step: unstacking into a TensorArray copied the whole tensor (12 ms of 200 at
         # batch 64, length 60). Steps past the text only move the upper layers; layer 0's are unused.
         def read(k):
-            return projected[tf.minimum(k, length - 1)]
-    recurrent0 = weights_t(cells[0], "recurrent_kernel")  # [2, 4 units, units]
-    if depth > 1:  # layers 1..: columns [input kernel | recurrent kernel | bias]: [2 (depth - 1), 4 units, 2 units + 1]
-        upper = tf.concat([weights_t(lc, "kernel", "recurrent_kernel", "bias") for lc in cells[1:]], axis=0)
-        ones = tf.ones(tf.stack([depth - 1, 2, 1, batch]), dtype)  # the bias' input row
+            return x_t[tf.minimum(k, length - 1)]
+    ones = tf.ones(tf.stack([depth, 2, 1, batch]), dtype)  # the bias' input row
+    below_pad = [[0, 0], [0, 0], [0, width - units], [0, 0]]  # layers 1..: their input h, zero-padded to width
     noise = None
     if dropout is not None and training and dropout.rate > 0 and depth > 1:
         # Dropout on the outputs of the layers below the top, drawn for every step before the loop.
@@ -185,12 +177,12 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     def step(k, h, c, outputs, cells_top, started=depth):
         """Step k -> the next loop state. Layers >= `started` have not started (only in the first
         depth - 1 steps) and keep their zero state."""
-        z = (read(k) + tf.matmul(recurrent0, h[0]))[None]  # first layer: [1, 2, 4 units, batch]
+        below = read(k)[None]  # each layer's input: [depth, 2, width, batch]
         if depth > 1:
-            below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, units, batch]
-            joint = tf.reshape(tf.concat([below, h[1:], ones], axis=2), [2 * (depth - 1), 2 * units + 1, batch])
-            z_up = tf.reshape(tf.matmul(upper, joint), [depth - 1, 2, 4 * units, batch])
-            z = tf.concat([z, z_up], axis=0)  # [depth, 2, 4 units, batch]
+            h_below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, units, batch]
+            below = tf.concat([below, tf.pad(h_below, below_pad) if width > units else h_below], axis=0)
+        joint = tf.reshape(tf.concat([below, h, ones], axis=2), [2 * depth, width + units + 1, batch])
+        z = tf.reshape(tf.matmul(weights, joint), [depth, 2, 4 * units, batch])
         h_new, c_new = lstm_gates(z, c, axis=2)
         if started < depth:
             h_new, c_new = tf.concat([h_new[:started], h[started:]], 0), tf.concat([c_new[:started], c[started:]], 0)

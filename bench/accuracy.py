@@ -73,11 +73,18 @@ def tfidf_baseline(dataset, train, test, labels):
     return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1)}
 
 
-def run_dir(out_dir, dataset, package, encoder, inner_head=None, pretrain_epochs=0) -> str:
-    """bench/runs/<dataset>-<package>[-<inner head>]-<encoder>[-mlm<N>] (SharpReCL trains either
-    classifier; mlm<N>: the encoder was pre-trained N epochs with masked LM on the training texts)."""
+def run_dir(out_dir, dataset, package, encoder, inner_head=None, pretrain_epochs=0, tag=None) -> str:
+    """bench/runs/<dataset>-<package>[-<inner head>]-<encoder>[-mlm<N>][-<tag>] (SharpReCL trains
+    either classifier; mlm<N>: the encoder was pre-trained N epochs with masked LM on the training
+    texts; tag: `--tag`, a variant of the budget, e.g. "e30-len256")."""
     mlm = f"mlm{pretrain_epochs}" if pretrain_epochs else None
-    return os.path.join(out_dir, "-".join(filter(None, [dataset, package, inner_head, encoder, mlm])))
+    return os.path.join(out_dir, "-".join(filter(None, [dataset, package, inner_head, encoder, mlm, tag])))
+
+
+def variant_label(suffix: str) -> str:
+    """A run folder's suffix after the encoder -> its row label: "mlm20-e30" -> "20 MLM epochs, e30"."""
+    parts = suffix.split("-") if suffix else []
+    return ", ".join(f"{p[3:]} MLM epochs" if p.startswith("mlm") and p[3:].isdigit() else p for p in parts)
 
 
 def our_package(dataset, package, head_cls, args, out_dir):
@@ -86,7 +93,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
 
     options = json.loads(args.head_options)
     cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder, options.get("head"),
-                                                        args.pretrain_epochs))
+                                                        args.pretrain_epochs, args.tag))
     shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
@@ -214,6 +221,8 @@ def main():
     p.add_argument("--num-heads", type=int, default=4)
     p.add_argument("--pretrain-epochs", type=int, default=0,
                    help="masked-LM pre-training of the encoder on the training texts first (train.py's flag)")
+    p.add_argument("--tag", default=None,
+                   help="a name for this budget's variant (run folder suffix and table row), e.g. e30-len256")
     p.add_argument("--head-options", default="{}",
                    help='JSON of head options for the packages trained now, e.g. \'{"head": "textcnn"}\'')
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -235,10 +244,9 @@ def main():
     for package, head_cls in package_heads().items():
         for inner in (None, "pooled", "textcnn") if "head" in dataclasses.asdict(head_cls.options()) else (None,):
             folder = run_dir(runs, args.dataset, package, args.encoder, inner)
-            for variant in [folder] + sorted(glob.glob(folder + "-mlm*")):
+            for variant in [folder] + sorted(glob.glob(folder + "-*")):
                 if os.path.exists(os.path.join(variant, "metrics.json")):
-                    mlm = variant[len(folder) + len("-mlm"):]
-                    encoder = f"{args.encoder}, {mlm} MLM epochs" if mlm else args.encoder
+                    encoder = ", ".join(filter(None, [args.encoder, variant_label(variant[len(folder) + 1:])]))
                     results[f"{package}{f' ({inner} head)' if inner else ''} ({encoder})"] = collect(
                         variant, head_cls, package)
     labels = LabelVocab.load(f"{d}/labels.txt")

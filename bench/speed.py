@@ -3,6 +3,7 @@ through the project's own train step and prediction path, next to Hugging Face t
 (PyTorch) on the same architecture in the same run, and against this machine's measured matmul peak.
 
     python bench/speed.py [--seq-lens 60 128] [--seconds 20] [--no-hf] [--json]
+    python bench/speed.py --paired classifier_multi_label_seq2seq --seq-lens 60 [--rounds 30]
 
 Encoder: albert_small_zh (vocabulary 21128, embedding 128, hidden 384, 6 layers, 12 heads, FFN 1536),
 15 labels. Training at batch 32, inference at batch 64, fixed-shape random token ids (tokenization is
@@ -12,6 +13,11 @@ compiled and run before the clock starts. Each measurement runs in its own proce
 encoder (2 per multiply-add; training = 3 x forward); `*_fraction_of_peak` divides the achieved
 FLOP/s by the float32 2048 x 2048 matmul rate measured in the same run. transformers needs
 `pip install -e '.[bench]'`. Not a test; run it on an otherwise idle machine.
+
+`--paired PACKAGE` measures one thing only, PACKAGE's inference cost relative to the baseline's:
+both models in one process, one pass of each in turn, medians over the rounds. On a shared
+machine whose speed drifts by 10% or more between minutes, separate processes (the default mode)
+can move the ratio more than the code does; alternation exposes both models to the same drift.
 """
 
 from __future__ import annotations
@@ -91,16 +97,15 @@ def child_tokenization(seconds):
             "tokenization_mean_chars": round(float(np.mean([len(t) for t in texts])), 1)}
 
 
-def child_ours(package, seq_len, seconds):
+def build_ours(package, seq_len):
+    """-> (model, head, labels, label_lists, batch(size) of random token ids, precision, XLA) for
+    `package` on albert_small_zh, in the precision `--precision` resolves to (train.py's rule)."""
     import keras
     import keras_hub
     import tensorflow as tf
 
-    from classifier_multi_label.config import TrainConfig
     from classifier_multi_label.data import LabelVocab
-    from classifier_multi_label.losses import bce
     from classifier_multi_label.model import MultiLabelClassifier, dtype_policy, resolve_precision
-    from classifier_multi_label.trainer import Trainer
 
     head_cls = {"classifier_multi_label": "classifier_multi_label.heads:PooledHead",
                 "classifier_multi_label_textcnn": "classifier_multi_label.heads:TextCNNHead",
@@ -124,7 +129,24 @@ def child_ours(package, seq_len, seconds):
         ids[:, 0], ids[:, -1] = 101, 102
         return {"token_ids": tf.constant(ids), "segment_ids": tf.zeros_like(ids), "padding_mask": tf.ones_like(ids)}
 
-    infer_ds = tf.data.Dataset.from_tensors(batch(INFER_BATCH)).repeat(4).cache()
+    return model, head, labels, label_lists, batch, precision, jit
+
+
+def infer_dataset(batch):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensors(batch(INFER_BATCH)).repeat(4).cache()  # 4 batches of INFER_BATCH
+
+
+def child_ours(package, seq_len, seconds):
+    import tensorflow as tf
+
+    from classifier_multi_label.config import TrainConfig
+    from classifier_multi_label.losses import bce
+    from classifier_multi_label.trainer import Trainer
+
+    model, head, labels, label_lists, batch, precision, jit = build_ours(package, seq_len)
+    infer_ds = infer_dataset(batch)
     infer = steady_rate(lambda: model.predict_outputs(infer_ds, jit), 4 * INFER_BATCH, seconds)
     x, y = batch(TRAIN_BATCH), tf.constant(head.targets(label_lists, labels), tf.float32)
     trainer = Trainer(model, bce, TrainConfig(epochs=1, precision=precision, jit_compile=jit),
@@ -132,6 +154,29 @@ def child_ours(package, seq_len, seconds):
     train = steady_rate(lambda: float(trainer.train_step(x, y)[0]), TRAIN_BATCH, seconds)
     return {"train_examples_per_s": round(train, 1), "infer_examples_per_s": round(infer, 1),
             "peak_rss_mb": round(peak_rss_mb()), "precision": precision, "xla": jit}
+
+
+def child_paired(package, seq_len, rounds):
+    """Inference cost of `package` relative to the baseline, both in this one process, timed in
+    alternation (baseline pass, package pass, ...) over the same 4 batches of INFER_BATCH, so a
+    slow minute on a shared machine slows both: -> medians per pass and their ratio."""
+    models = {}
+    for pkg in ("classifier_multi_label", package):
+        model, _, _, _, batch, _, jit = build_ours(pkg, seq_len)
+        models[pkg] = (model, infer_dataset(batch), jit)
+    ms = {pkg: [] for pkg in models}
+    for pkg, (model, ds, jit) in models.items():  # compile and warm up
+        model.predict_outputs(ds, jit), model.predict_outputs(ds, jit)
+    for _ in range(int(rounds)):
+        for pkg, (model, ds, jit) in models.items():
+            start = time.perf_counter()
+            model.predict_outputs(ds, jit)
+            ms[pkg].append((time.perf_counter() - start) * 1000)
+    base, other = (float(np.median(ms[pkg])) for pkg in models)
+    per_round = np.array(ms[package]) / np.array(ms["classifier_multi_label"])
+    return {"package": package, "rounds": int(rounds), "baseline_ms_per_pass": round(base, 1),
+            "ms_per_pass": round(other, 1), "cost_vs_baseline": round(other / base, 3),
+            "round_ratio_quartiles": [round(float(q), 3) for q in np.percentile(per_round, [25, 50, 75])]}
 
 
 def child_hf(seq_len, seconds):
@@ -194,16 +239,32 @@ def main():
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
                    help="our models' --precision (auto: what train.py picks on this machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--paired", metavar="PACKAGE", choices=PACKAGES[1:],
+                   help="only PACKAGE's inference cost against the baseline, timed in alternation in one process")
+    p.add_argument("--rounds", type=int, default=30, help="--paired: alternations (4 batches each per model)")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         kind, *rest = args.child
-        fn = {"matmul": child_matmul, "tokenization": child_tokenization, "ours": child_ours, "hf": child_hf}[kind]
+        fn = {"matmul": child_matmul, "tokenization": child_tokenization, "ours": child_ours, "hf": child_hf,
+              "paired": child_paired}[kind]
         rest = [int(r) if r.isdigit() else r for r in rest]
-        print(json.dumps(fn(*rest, args.seconds)))
+        print(json.dumps(fn(*rest) if kind == "paired" else fn(*rest, args.seconds)))  # paired: rounds in rest
         return
 
     os.environ["BENCH_PRECISION"] = args.precision
+    if args.paired:
+        rows = [run_child("paired", args.paired, seq_len, args.rounds) for seq_len in args.seq_lens]
+        for seq_len, r in zip(args.seq_lens, rows):
+            r["seq_len"] = seq_len
+            if not args.json:
+                print(f"sequence {seq_len}, batch {INFER_BATCH}, {r['rounds']} alternations: baseline "
+                      f"{r['baseline_ms_per_pass']} ms, {r['package']} {r['ms_per_pass']} ms per pass of "
+                      f"{4 * INFER_BATCH} texts: {r['cost_vs_baseline']}x (per-round quartiles "
+                      f"{', '.join(map(str, r['round_ratio_quartiles']))})")
+        if args.json:
+            print(json.dumps({"cpu_count": os.cpu_count(), "paired": rows}))
+        return
     out = {"cpu_count": os.cpu_count(), "train_batch": TRAIN_BATCH, "infer_batch": INFER_BATCH}
     out.update(run_child("matmul"))
     out.update(run_child("tokenization"))

@@ -177,7 +177,7 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     def step(k, h, c, outputs, cells_top, started=depth):
         """Step k -> the next loop state. Layers >= `started` have not started (only in the first
         depth - 1 steps) and keep their zero state."""
-        below = read(k)[None]  # each layer's input: [depth, 2, width, batch]
+        below = read(k)[None]  # the first layer's input [1, 2, width, batch], then the others': [depth, ...]
         if depth > 1:
             h_below = h[:-1] if noise is None else h[:-1] * noise.read(k)  # [depth - 1, 2, units, batch]
             below = tf.concat([below, tf.pad(h_below, below_pad) if width > units else h_below], axis=0)

@@ -20,3 +20,12 @@ def test_rare_macro_f1_averages_only_the_rare_labels():
     assert accuracy.rare_macro_f1(result, ["g", "b"]) == pytest.approx(0.35)
     with pytest.raises(KeyError):
         accuracy.rare_macro_f1(result, ["missing"])
+
+
+def test_run_folders_and_row_labels_of_budget_variants():
+    folder = accuracy.run_dir("runs", "duee", "classifier_multi_label_textcnn", "scratch", None, 20, "e30-len256")
+    assert folder == os.path.join("runs", "duee-classifier_multi_label_textcnn-scratch-mlm20-e30-len256")
+    assert accuracy.variant_label("mlm20-e30-len256") == "20 MLM epochs, e30, len256"
+    assert accuracy.variant_label("e30") == "e30"
+    assert accuracy.variant_label("") == ""
+    assert accuracy.variant_label("mlmx") == "mlmx"  # not a count of epochs: shown as it is

@@ -98,15 +98,19 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
 
     Same results on the text as running the layers one by one with Keras' masking
     (`test_fused_lstm_stack_equals_keras_lstm_layers`). The backward direction reads each text
-    reversed in place (`tf.reverse_sequence`), so in both directions the padding comes after the
+    reversed in place (a gather), so in both directions the padding comes after the
     text: no step needs a mask, and the final states are gathered at each text's last step. All
     layers run in one wavefront loop (`lstm_wavefront`).
     """
     cells = [(f.cell, b.cell) for f, b in zip(forward, backward)]
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [batch]
 
+    position = tf.range(tf.shape(x)[1])[None, :]  # [1, length]; the backward reading order of each text:
+    reading_order = tf.where(position < lengths[:, None], lengths[:, None] - 1 - position, position)  # [batch, length]
+
     def reverse(t):  # [batch, length, ...]: each text reversed, its padding left at the end
-        return tf.reverse_sequence(t, lengths, seq_axis=1, batch_axis=0)
+        # A gather, not tf.reverse_sequence: 0.8 against 2.2 ms at [64, 60, 384] bfloat16.
+        return tf.gather(t, reading_order, batch_dims=1)
 
     inputs = tf.stack([x, reverse(x)])  # [2, batch, length, in]: each direction in its reading order
     outputs, (h, c) = lstm_wavefront(inputs, lengths, cells, dropout, training)
@@ -146,13 +150,15 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
 
     def layer_weights(layer_cells):  # [2, 4 units, width + units + 1]: [input kernel | recurrent kernel | bias]^T
         kernel = both(layer_cells, "kernel")  # [2, in, 4 units]
-        kernel = tf.pad(kernel, [[0, 0], [0, width - kernel.shape[1]], [0, 0]])
+        if width > kernel.shape[1]:
+            kernel = tf.pad(kernel, [[0, 0], [0, width - kernel.shape[1]], [0, 0]])
         rows = [kernel, both(layer_cells, "recurrent_kernel"), both(layer_cells, "bias")[:, None]]
         return tf.transpose(tf.concat(rows, axis=1), [0, 2, 1])
 
     weights = tf.concat([layer_weights(lc) for lc in cells], axis=0)  # [2 depth, 4 units, width + units + 1]
     x_t = tf.transpose(inputs, [2, 0, 3, 1])  # [length, 2, in, batch]
-    x_t = tf.pad(x_t, [[0, 0], [0, 0], [0, width - x_t.shape[2]], [0, 0]])  # [length, 2, width, batch]
+    if width > x_t.shape[2]:
+        x_t = tf.pad(x_t, [[0, 0], [0, 0], [0, width - x_t.shape[2]], [0, 0]])  # [length, 2, width, batch]
     length, batch = tf.shape(x_t)[0], tf.shape(x_t)[3]
     total = length + depth - 1  # the last depth - 1 steps only finish the upper layers
     if training:

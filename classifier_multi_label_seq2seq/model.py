@@ -98,9 +98,9 @@ def bidirectional_lstm_stack(x, mask, forward, backward, dropout=None, training=
 
     Same results on the text as running the layers one by one with Keras' masking
     (`test_fused_lstm_stack_equals_keras_lstm_layers`). The backward direction reads each text
-    reversed in place (a gather), so in both directions the padding comes after the
-    text: no step needs a mask, and the final states are gathered at each text's last step. All
-    layers run in one wavefront loop (`lstm_wavefront`).
+    reversed in place (a gather), so in both directions the padding comes after the text: no step
+    needs a mask, and the final states are gathered at each text's last step. All layers run in one
+    wavefront loop (`lstm_wavefront`).
     """
     cells = [(f.cell, b.cell) for f, b in zip(forward, backward)]
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # [batch]
@@ -135,12 +135,12 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     Inside the loop the states are feature-major, [units, batch], and a step is one batched matmul
     with the weights first: every layer's input and recurrent terms and its bias together,
     [2 layers, 4 units, rows] x [2 layers, rows, batch]: width + units rows of inputs and states
-    (width = max(in, units), the narrower zero-padded), then a row of ones for the bias and zero rows
-    up to a multiple of 32 (oneDNN's bfloat16 matmul took 1.14 ms with 769 rows, 1.02 with 800). oneDNN repacks a bfloat16 matmul's
-    second operand on every call; with the small state there instead of the weights the upper layers'
-    matmul took 0.59 ms instead of 0.77 per step. One matmul for all layers also beat projecting the
-    first layer's input for every time before the loop (one large matmul, then a second matmul and an
-    add per step): README "Speed".
+    (width = max(in, units), the narrower zero-padded), then a row of ones for the bias and zero
+    rows up to a multiple of 32 (oneDNN's bfloat16 matmul took 1.14 ms with 769 rows, 1.02 with
+    800). oneDNN repacks a bfloat16 matmul's second operand on every call; with the small state there
+    instead of the weights the upper layers' matmul took 0.59 ms instead of 0.77 per step. One matmul
+    for all layers also beat projecting the first layer's input for every time before the loop (one
+    large matmul, then a second matmul and an add per step): README "Speed".
     """
     dtype, depth = inputs.dtype, len(cells)
     units = cells[0][0].units

@@ -107,6 +107,7 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     if "--pretrain-epochs" in extra:
         history = json.loads((run_dir / "pretrain_history.json").read_text())
         assert [h["epoch"] for h in history] == [1, 2] and config["encoder"]["pretrain_epochs"] == 2
+        assert all(np.isfinite(h["mlm_loss"]) for h in history)
         assert "pre-training epoch 2/2" in proc.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     proc = run_script(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],

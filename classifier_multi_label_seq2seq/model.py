@@ -150,12 +150,13 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
         return tf.stack([tf.cast(getattr(c, attr), dtype) for c in layer_cells])
 
     rows = -(-(width + units + 1) // 32) * 32  # inputs, states, the bias' row of ones, zero rows
+    spare = rows - width - units - 1  # the zero rows after the bias' row
 
     def layer_weights(layer_cells):  # [2, 4 units, rows]: [input kernel | recurrent kernel | bias | 0]^T
         kernel = both(layer_cells, "kernel")  # [2, in, 4 units]
         if width > kernel.shape[1]:
             kernel = tf.pad(kernel, [[0, 0], [0, width - kernel.shape[1]], [0, 0]])
-        bias = tf.pad(both(layer_cells, "bias")[:, None], [[0, 0], [0, rows - width - units - 1], [0, 0]])
+        bias = tf.pad(both(layer_cells, "bias")[:, None], [[0, 0], [0, spare], [0, 0]])
         return tf.transpose(tf.concat([kernel, both(layer_cells, "recurrent_kernel"), bias], axis=1), [0, 2, 1])
 
     weights = tf.concat([layer_weights(lc) for lc in cells], axis=0)  # [2 depth, 4 units, rows]
@@ -174,8 +175,7 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
         # batch 64, length 60). Steps past the text only move the upper layers; layer 0's are unused.
         def read(k):
             return x_t[tf.minimum(k, length - 1)]
-    ones = tf.pad(tf.ones(tf.stack([depth, 2, 1, batch]), dtype),  # the bias' input row, then zeros
-                  [[0, 0], [0, 0], [0, rows - width - units - 1], [0, 0]])
+    ones = tf.pad(tf.ones(tf.stack([depth, 2, 1, batch]), dtype), [[0, 0], [0, 0], [0, spare], [0, 0]])
     below_pad = [[0, 0], [0, 0], [0, width - units], [0, 0]]  # layers 1..: their input h, zero-padded to width
     noise = None
     if dropout is not None and training and dropout.rate > 0 and depth > 1:

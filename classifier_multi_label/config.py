@@ -71,6 +71,7 @@ class TrainConfig:
     adam_epsilon: float = 1e-6
     patience: int = 10  # epochs without dev micro-F1 gain before stopping; 0 disables
     seed: int = 42
+    token_dropout: float = 0.0  # share of training text tokens masked afresh each epoch (README: Training)
     loss: str = "bce"  # bce | focal | asl | class_balanced | pos_weight
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None  # e.g. 0.25; None: no alpha balancing

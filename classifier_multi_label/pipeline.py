@@ -5,7 +5,8 @@ tokenizer is an order of magnitude faster than one string at a time), in paralle
 and the batch is padded only to its longest text (rounded up, see `TextPreprocessor`).
 
 Training batches are length-bucketed and shuffled with a seed per epoch (`epoch_order`), so a
-resumed run sees the same order as an uninterrupted one.
+resumed run sees the same order as an uninterrupted one. `TokenDropout` (`--token-dropout`)
+optionally masks a random part of each training text, seeded the same way.
 
 Example:
     >>> ds = make_dataset(["好", "不好"], np.zeros((2, 3), "float32"), preprocessor, batch_size=2)  # doctest: +SKIP
@@ -14,8 +15,12 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
+
+from .tokenization import special_token_id
 
 
 def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int = 50,
@@ -42,11 +47,58 @@ def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int
     return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
 
 
+@dataclass(frozen=True)
+class TokenDropout:
+    """Augmentation: every text token of a training batch becomes [MASK] with probability `rate`.
+
+    A model trained from scratch on ten thousand texts drives its training loss to nearly zero by
+    memorising them; hiding a fresh random part of each text every epoch makes it use more of the
+    text than the few characters that identify the example. [CLS], [SEP], padding and a head's own
+    tokens (ids from `vocabulary_size` up, LM-MTC's label template) are never replaced. The draw is
+    stateless, seeded by (seed, epoch, batch), so a resumed run masks as an uninterrupted one.
+
+    Example:
+        >>> drop = TokenDropout(rate=0.5, mask_id=4, vocabulary_size=10, keep_ids=(0, 2, 3))
+        >>> x = {"token_ids": tf.constant([[2, 5, 6, 7, 3, 0]]), "padding_mask": tf.constant([[1, 1, 1, 1, 1, 0]])}
+        >>> ids = drop(x, seed=[1, 2])["token_ids"].numpy()[0]
+        >>> ids[[0, 4, 5]].tolist(), set(ids[1:4].tolist()) <= {4, 5, 6, 7}
+        ([2, 3, 0], True)
+    """
+
+    rate: float
+    mask_id: int
+    vocabulary_size: int  # ids at or above it are a head's own tokens
+    keep_ids: tuple  # [CLS], [SEP], [PAD]
+
+    def __post_init__(self):
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"--token-dropout {self.rate}: use a probability in [0, 1), e.g. 0.1")
+
+    @classmethod
+    def for_preprocessor(cls, preprocessor, rate: float) -> "TokenDropout":
+        """Masking for texts tokenized by `preprocessor` (a `TextPreprocessor`)."""
+        try:
+            mask_id = special_token_id(preprocessor.tokenizer, "mask")
+        except ValueError as e:
+            raise ValueError(f"--token-dropout: {e}; leave --token-dropout at 0 for this encoder") from None
+        return cls(rate, mask_id, preprocessor.vocabulary_size,
+                   (preprocessor.cls_id, preprocessor.sep_id, preprocessor.pad_id))
+
+    def __call__(self, x: dict, seed) -> dict:
+        ids = x["token_ids"]  # [batch, length]
+        text = (x["padding_mask"] > 0) & (ids < self.vocabulary_size)
+        for special in self.keep_ids:
+            text &= ids != special
+        roll = tf.random.stateless_uniform(tf.shape(ids), seed=seed)  # [batch, length]
+        return dict(x, token_ids=tf.where(text & (roll < self.rate), tf.constant(self.mask_id, ids.dtype), ids))
+
+
 def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 epoch: int = 0) -> tf.data.Dataset:
+                 epoch: int = 0, token_dropout: TokenDropout | None = None) -> tf.data.Dataset:
     """Yields (inputs, targets): inputs a dict of [batch, length] int32, targets [batch, labels].
 
-    With `shuffle`, the epoch's order comes from `epoch_order` (seeded, length-bucketed)."""
+    With `shuffle`, the epoch's order comes from `epoch_order` (seeded, length-bucketed); with
+    `token_dropout`, each batch's texts are partly masked (seeded by seed, epoch and batch)."""
     texts = np.asarray(list(texts), dtype=object)
     targets = np.asarray(targets, dtype=np.float32)
     if shuffle:
@@ -54,6 +106,11 @@ def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = 
         texts, targets = texts[order], targets[order]
     ds = tf.data.Dataset.from_tensor_slices((texts, targets)).batch(batch_size)
     ds = ds.map(lambda t, y: (preprocessor(t), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if token_dropout is not None and token_dropout.rate > 0:
+        # Batch i of epoch e draws from the stateless seed (seed, e * 2^20 + i).
+        ds = ds.enumerate().map(
+            lambda i, xy: (token_dropout(xy[0], tf.stack([tf.constant(seed, tf.int64), epoch * 2 ** 20 + i])), xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

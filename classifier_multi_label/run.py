@@ -38,7 +38,7 @@ from .files import write_json, write_text
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
-from .pipeline import make_dataset, text_dataset
+from .pipeline import TokenDropout, make_dataset, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
@@ -222,6 +222,8 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         log.info("encoder: %s", enc.description)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
+    t = cfg.train
+    drop = TokenDropout.for_preprocessor(pre, t.token_dropout) if t.token_dropout else None
     if cfg.encoder.pretrain_epochs > 0 and not resuming:
         if cluster.distributed:
             raise ValueError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
@@ -244,7 +246,6 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre, cluster)
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
     targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
-    t = cfg.train
     loss_fn = make_loss(t.loss, y_train.sum(0), len(y_train), t.focal_gamma, t.focal_alpha, t.asl_gamma_pos,
                         t.asl_gamma_neg, t.asl_clip, t.cb_beta, t.pos_weight_max)
     steps = -(-len(train_ex) // d.batch_size)
@@ -253,7 +254,7 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
              t.learning_rate, t.loss)
     trainer = Trainer(model, loss_fn, t, steps, t.learning_rate, cluster)
     trainer.fit(lambda epoch: make_dataset(train_ex.texts, targets, pre, d.batch_size, shuffle=True,
-                                           seed=t.seed, epoch=epoch),
+                                           seed=t.seed, epoch=epoch, token_dropout=drop),
                 text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume,
                 restore_dir=chief_dir)
     if not cluster.is_chief:

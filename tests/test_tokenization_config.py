@@ -70,3 +70,46 @@ def test_epoch_order_is_a_seeded_length_bucketed_permutation():
     assert np.mean(spread) < 100  # batches hold texts of similar length (random batches: ~180)
     batch_sets = [frozenset(epoch_order(texts, 10, 1, e)[:10].tolist()) for e in range(5)]
     assert len(set(batch_sets)) == 5  # within a length quartile, batches are still random
+
+
+def test_token_dropout_masks_text_tokens_only_and_replays_by_seed():
+    from classifier_multi_label.pipeline import TokenDropout, make_dataset
+
+    pre = TextPreprocessor.from_vocabulary(VOCAB, sequence_length=64, pad_to_multiple_of=4)
+    drop = TokenDropout.for_preprocessor(pre, rate=0.3)
+    assert (drop.mask_id, drop.vocabulary_size, sorted(drop.keep_ids)) == (4, 10, [0, 2, 3])
+    texts = ["好用" * n for n in range(1, 31)]  # 2 to 60 text tokens, then [SEP] and padding
+    x = pre(tf.constant(texts))
+    ids = x["token_ids"].numpy()
+    ids[:, 5] = np.where(x["padding_mask"].numpy()[:, 5] > 0, 12, ids[:, 5])  # a head's own token (id >= 10)
+    x = dict(x, token_ids=tf.constant(ids))
+    out = drop(x, seed=[7, 0])["token_ids"].numpy()
+    changed = out != ids
+    assert np.all(out[changed] == 4)  # replaced tokens become [MASK]
+    text = (x["padding_mask"].numpy() > 0) & (ids >= 4) & (ids < 10)
+    assert not changed[~text].any()  # [CLS], [SEP], padding and the head's token never change
+    assert 0.25 < changed[text].mean() < 0.35  # about `rate` of the text tokens (930 of them)
+    np.testing.assert_array_equal(out, drop(x, seed=[7, 0])["token_ids"].numpy())  # same seed, same masks
+    assert not np.array_equal(out, drop(x, seed=[7, 1])["token_ids"].numpy())
+
+    y = np.zeros((len(texts), 2), "float32")
+    def epoch_ids(epoch, token_dropout):
+        return [b[0]["token_ids"].numpy() for b in make_dataset(texts, y, pre, 8, shuffle=True, seed=1, epoch=epoch,
+                                                                token_dropout=token_dropout)]
+    plain = epoch_ids(0, None)
+    for a, b in zip(plain, epoch_ids(0, TokenDropout.for_preprocessor(pre, rate=0.0))):
+        np.testing.assert_array_equal(a, b)  # rate 0 leaves the batches alone
+    masked = epoch_ids(0, drop)
+    assert all(a.shape == b.shape for a, b in zip(plain, masked)) and any((a != b).any() for a, b in zip(plain, masked))
+    for a, b in zip(masked, epoch_ids(0, drop)):
+        np.testing.assert_array_equal(a, b)  # an epoch's masks are reproducible (what --resume relies on)
+
+
+def test_token_dropout_bad_rate_and_vocabulary_without_mask_are_clear_errors():
+    from classifier_multi_label.pipeline import TokenDropout
+
+    with pytest.raises(ValueError, match=r"--token-dropout 1.0: use a probability in \[0, 1\)"):
+        TokenDropout.for_preprocessor(TextPreprocessor.from_vocabulary(VOCAB, sequence_length=8), rate=1.0)
+    no_mask = TextPreprocessor.from_vocabulary([t for t in VOCAB if t != "[MASK]"], sequence_length=8)
+    with pytest.raises(ValueError, match="--token-dropout: the vocabulary has no mask token"):
+        TokenDropout.for_preprocessor(no_mask, rate=0.1)

@@ -46,6 +46,9 @@ def uninterrupted(data):
     return data["dir"] / "straight"
 
 
+# One more training (about 45 s). The default suite still checks determinism: the killed run's epochs
+# before the kill ran in their own process, and the resume test compares them with `uninterrupted`.
+@pytest.mark.slow
 def test_same_seed_same_metrics(data, tmp_path, uninterrupted):
     proc = run_script("classifier_multi_label/train.py", *training_args(data, tmp_path / "again"))
     assert proc.returncode == 0, proc.stderr[-3000:]

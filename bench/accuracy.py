@@ -141,6 +141,22 @@ def collect(folder, head_cls, package, train_seconds=None) -> dict:
     return result
 
 
+def merge_rows(previous: dict, fresh: dict, packages: list) -> tuple[dict, list]:
+    """The table's rows: `fresh` (collected now from run folders) over `previous` (the last written
+    table), so a row whose run folder is gone (bench/runs/ is not committed: a new checkout has
+    none) keeps its last tabulated numbers instead of vanishing. Rows are grouped by package, in
+    `packages`' order; within a package the last table's order holds and new rows come last.
+    -> (rows, names kept from `previous`)."""
+    kept = [name for name in previous if name not in fresh]
+    rows = {**previous, **fresh}
+
+    def package_rank(name):
+        package = name.split(" (")[0]
+        return packages.index(package) if package in packages else len(packages)
+
+    return {name: rows[name] for name in sorted(rows, key=package_rank)}, kept
+
+
 def rare_labels(counts: dict) -> list:
     """The rarest third of the labels by training frequency (ties broken by name)."""
     ranked = sorted(counts, key=lambda name: (counts[name], name))
@@ -244,20 +260,30 @@ def main():
     if not args.report_only:
         for package in args.packages:
             our_package(args.dataset, package, package_heads()[package], args, runs)
+    path = os.path.join(args.out, f"{args.dataset}-{args.encoder}.json")
+    previous = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            previous = {k: v for k, v in json.load(fh)["results"].items() if k not in results}
+    fresh = {}
     for package, head_cls in package_heads().items():
         for inner in (None, "pooled", "textcnn") if "head" in dataclasses.asdict(head_cls.options()) else (None,):
             folder = run_dir(runs, args.dataset, package, args.encoder, inner)
             for variant in [folder] + sorted(glob.glob(folder + "-*")):
                 if os.path.exists(os.path.join(variant, "metrics.json")):
                     encoder = ", ".join(filter(None, [args.encoder, variant_label(variant[len(folder) + 1:])]))
-                    results[f"{package}{f' ({inner} head)' if inner else ''} ({encoder})"] = collect(
+                    fresh[f"{package}{f' ({inner} head)' if inner else ''} ({encoder})"] = collect(
                         variant, head_cls, package)
+    rows, kept = merge_rows(previous, fresh, list(package_heads()))
+    if kept:
+        logging.info("%d rows kept as last tabulated in %s (no run folder under %s): %s",
+                     len(kept), path, runs, "; ".join(kept))
+    results.update(rows)
     labels = LabelVocab.load(f"{d}/labels.txt")
     counts = dict(zip(labels.names, labels.multi_hot(read_examples(f"{d}/train.jsonl").labels).sum(0).tolist()))
     rare = rare_labels(counts)
     for m in results.values():
         m["rare_macro_f1"] = rare_macro_f1(m, rare)
-    path = os.path.join(args.out, f"{args.dataset}-{args.encoder}.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"dataset": args.dataset, "results": results}, fh, indent=1, ensure_ascii=False)
     with open(path[:-5] + ".md", "w", encoding="utf-8") as fh:

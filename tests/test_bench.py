@@ -29,3 +29,21 @@ def test_run_folders_and_row_labels_of_budget_variants():
     assert accuracy.variant_label("e30") == "e30"
     assert accuracy.variant_label("") == ""
     assert accuracy.variant_label("mlmx") == "mlmx"  # not a count of epochs: shown as it is
+
+
+def test_rows_without_a_run_folder_keep_their_last_numbers_in_package_order():
+    packages = ["classifier_multi_label", "classifier_multi_label_textcnn", "contrib.prototype_contrastive"]
+    previous = {"contrib.prototype_contrastive (textcnn head) (scratch)": {"micro_f1": 0.90},
+                "classifier_multi_label_textcnn (scratch)": {"micro_f1": 0.80},
+                "classifier_multi_label_textcnn (scratch, mlm20)": {"micro_f1": 0.79},
+                "classifier_multi_label (scratch)": {"micro_f1": 0.50}}
+    fresh = {"classifier_multi_label_textcnn (scratch, e30)": {"micro_f1": 0.91},  # new: last of its package
+             "classifier_multi_label_textcnn (scratch)": {"micro_f1": 0.85}}  # re-collected: replaces
+    rows, kept = accuracy.merge_rows(previous, fresh, packages)
+    assert list(rows) == ["classifier_multi_label (scratch)", "classifier_multi_label_textcnn (scratch)",
+                          "classifier_multi_label_textcnn (scratch, mlm20)",
+                          "classifier_multi_label_textcnn (scratch, e30)",
+                          "contrib.prototype_contrastive (textcnn head) (scratch)"]
+    assert rows["classifier_multi_label_textcnn (scratch)"]["micro_f1"] == 0.85
+    assert kept == ["contrib.prototype_contrastive (textcnn head) (scratch)",
+                    "classifier_multi_label_textcnn (scratch, mlm20)", "classifier_multi_label (scratch)"]

@@ -102,6 +102,8 @@ def our_package(dataset, package, head_cls, args, out_dir):
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
                                     learning_rate=args.learning_rate, precision=args.precision,
                                     token_dropout=args.token_dropout)
+    if args.seed is not None:
+        cfg.train.seed = args.seed
     if args.encoder == "minilm":
         cfg.encoder.encoder = minilm_dir()
     elif args.hidden_dim:  # otherwise the package's default from-scratch ALBERT
@@ -238,6 +240,8 @@ def main():
     p.add_argument("--num-heads", type=int, default=4)
     p.add_argument("--token-dropout", type=float, default=0.0,
                    help="share of training text tokens masked afresh each epoch (train.py's flag)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="train.py's --seed (initialisation, dropout, shuffling); default: train.py's")
     p.add_argument("--pretrain-epochs", type=int, default=0,
                    help="masked-LM pre-training of the encoder on the training texts first (train.py's flag)")
     p.add_argument("--tag", default=None,

@@ -120,7 +120,9 @@ def projection(dim: int, out_dim: int, name: str) -> keras.Sequential:
 class PrototypeContrastiveHead(Head):
     supports_bfloat16 = False  # its contrastive loss has not been checked in bfloat16
     # XLA compiled the step with its target-set sampling 3x slower than plain graphs (measured,
-    # MiniLM, batch 16: 66.9 s against 20.9 s for 20 steps).
+    # MiniLM, batch 16: 66.9 s against 20.9 s for 20 steps; from-scratch TextCNN classifier, batch
+    # 32 of 256 tokens: 14 s against 3 s a step). The loss alone is not the cause (about 0.1 s a
+    # step either way); the plain TextCNN step runs as fast with XLA as without at that length.
     xla_train_step = False
     batch_local_loss = False  # positives and negatives come from the whole batch: not split over replicas
 

@@ -101,7 +101,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
                                    max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
                                     learning_rate=args.learning_rate, precision=args.precision,
-                                    token_dropout=args.token_dropout)
+                                    token_dropout=args.token_dropout, adversarial_epsilon=args.adversarial_epsilon)
     if args.seed is not None:
         cfg.train.seed = args.seed
     if args.encoder == "minilm":
@@ -240,6 +240,8 @@ def main():
     p.add_argument("--num-heads", type=int, default=4)
     p.add_argument("--token-dropout", type=float, default=0.0,
                    help="share of training text tokens masked afresh each epoch (train.py's flag)")
+    p.add_argument("--adversarial-epsilon", type=float, default=0.0,
+                   help="FGM adversarial training on the token embeddings (train.py's flag)")
     p.add_argument("--seed", type=int, default=None,
                    help="train.py's --seed (initialisation, dropout, shuffling); default: train.py's")
     p.add_argument("--pretrain-epochs", type=int, default=0,

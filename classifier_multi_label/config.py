@@ -72,6 +72,7 @@ class TrainConfig:
     patience: int = 10  # epochs without dev micro-F1 gain before stopping; 0 disables
     seed: int = 42
     token_dropout: float = 0.0  # share of training text tokens masked afresh each epoch (README: Training)
+    adversarial_epsilon: float = 0.0  # FGM: also train on token embeddings moved this far uphill (README: Training)
     loss: str = "bce"  # bce | focal | asl | class_balanced | pos_weight
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None  # e.g. 0.25; None: no alpha balancing

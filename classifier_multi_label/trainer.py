@@ -96,6 +96,17 @@ def dev_f1(y_true, scores, decisions=None) -> dict:
             "micro_f1_tuned": tuned, "threshold": threshold}
 
 
+def _add_gradients(a, b):
+    """a + b for two gradients of one variable, either None (unused) or, for an embedding table,
+    tf.IndexedSlices (rows; concatenated, so the update stays sparse as without FGM)."""
+    if a is None or b is None:
+        return a if b is None else b
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0),
+                                a.dense_shape)
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
+
+
 def _atomic_save_weights(model, path):
     tmp = path + ".tmp.weights.h5"
     model.save_weights(tmp)
@@ -126,6 +137,14 @@ class Trainer:
         self.cluster = cluster or Cluster(tf.distribute.get_strategy())
         self.strategy = self.cluster.strategy
         self.steps_per_epoch = steps_per_epoch
+        # Dropout's random state: checkpointed (a resumed run draws the masks an uninterrupted one would).
+        self._seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
+        if cfg.adversarial_epsilon:
+            if cfg.adversarial_epsilon < 0:
+                raise ValueError(f"--adversarial-epsilon {cfg.adversarial_epsilon}: use a positive norm, "
+                                 "e.g. 1.0, or 0 to train without FGM")
+            self._table = model.backbone.token_embedding.embeddings  # [vocabulary, embedding_dim]
+            self._table_index = next(i for i, v in enumerate(model.trainable_variables) if v is self._table)
         with self.strategy.scope():
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs)
             self.optimizer.build(model.trainable_variables)
@@ -157,15 +176,44 @@ class Trainer:
         x, y = self.model.head.training_inputs(x, y)
         return self._update_fn(n, x, y, n_global), n_global
 
+    def _share(self, n, x, y, n_global):
+        """This replica's share of the batch loss."""
+        outputs = self.model(x, training=True)
+        loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
+        # Weighted by the replica's share of the examples; a replica left empty by a ragged last
+        # batch (its mean is NaN) adds nothing.
+        return tf.where(n > 0, loss * n / n_global, 0.0)
+
     def _grads(self, n, x, y, n_global):
-        """This replica's share of the batch loss and its gradients (None for unused variables)."""
+        """This replica's share of the batch loss and its gradients (None for unused variables);
+        with --adversarial-epsilon, the gradients of the FGM loss are added."""
         with tf.GradientTape() as tape:
-            outputs = self.model(x, training=True)
-            loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
-            # Weighted by the replica's share of the examples; a replica left empty by a ragged last
-            # batch (its mean is NaN) adds nothing.
-            share = tf.where(n > 0, loss * n / n_global, 0.0)
-        return share, tape.gradient(share, self.model.trainable_variables)
+            share = self._share(n, x, y, n_global)
+        grads = tape.gradient(share, self.model.trainable_variables)
+        if self.cfg.adversarial_epsilon:
+            adversarial = self._adversarial_grads(n, x, y, n_global, grads[self._table_index])
+            grads = [_add_gradients(a, b) for a, b in zip(grads, adversarial)]
+        return share, grads
+
+    def _adversarial_grads(self, n, x, y, n_global, table_grad):
+        """FGM (Miyato et al., 2017): gradients of the loss with the token embedding table moved by
+        r = epsilon * g / ||g||, g its gradient on this batch (the steepest loss increase of norm
+        epsilon). The table is swapped in a StatelessScope, so no variable is written and replicas
+        cannot see one another's perturbation."""
+        g = tf.convert_to_tensor(table_grad)  # [vocabulary, embedding_dim]; IndexedSlices -> dense
+        r = tf.stop_gradient(self.cfg.adversarial_epsilon * g / (tf.norm(g) + 1e-12))
+        with tf.GradientTape() as tape:
+            moved = self._table.value + r  # read under the tape: the gradient reaches the table
+            with keras.StatelessScope(state_mapping=[(self._table, moved)]) as scope:
+                share = self._share(n, x, y, n_global)
+        grads = tape.gradient(share, self.model.trainable_variables)
+        # Dropout drew fresh masks in the scope, which held back their seeds' updates: apply them,
+        # or the next step would draw these masks again.
+        for state in self._seed_states:
+            advanced = scope.get_current_value(state)
+            if advanced is not None:
+                state.assign(advanced)
+        return grads
 
     def _update(self, n, x, y, n_global):
         """Applies the whole batch's gradient -> this replica's share of the loss."""
@@ -246,9 +294,8 @@ class Trainer:
         chief = self.cluster.is_chief
         # Dropout's random state is not part of the model's checkpoint: without it a resumed run would
         # replay the first epochs' dropout masks and drift from an uninterrupted one.
-        seed_states = [v for v in self.model.variables if "seed_generator_state" in v.path]
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs, seed_states=seed_states)
+                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs, seed_states=self._seed_states)
         manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"), max_to_keep=2)
         history_path = os.path.join(run_dir, "history.json")
         history: list = []

@@ -18,7 +18,8 @@ EPOCHS = 14  # enough to kill the run mid-way: an epoch of this tiny run takes a
 def training_args(tiny_data, run_dir):
     return ["--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"],
             "--output-dir", str(run_dir), *TINY, "--epochs", str(EPOCHS), "--patience", "0",  # the last --epochs wins
-            "--token-dropout", "0.2"]  # its masks are seeded per epoch and batch: a resumed run replays them
+            "--token-dropout", "0.2",  # its masks are seeded per epoch and batch: a resumed run replays them
+            "--adversarial-epsilon", "0.5"]  # FGM's second pass draws dropout masks too: resumed, it must as well
 
 
 def same_results(a, b):

@@ -1,0 +1,82 @@
+"""FGM adversarial training (--adversarial-epsilon): the gradients the train step adds, computed again
+by hand with the embedding table really moved; dropout's random state; the flag's error."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from classifier_multi_label.config import TrainConfig
+from classifier_multi_label.heads import TextCNNHead
+from classifier_multi_label.losses import bce
+from classifier_multi_label.model import MultiLabelClassifier
+from classifier_multi_label.trainer import Trainer
+
+X = {"token_ids": tf.constant([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 11, 3], [2, 12, 5, 3, 0, 0]]),
+     "segment_ids": tf.zeros([3, 6], tf.int32),
+     "padding_mask": tf.constant([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])}
+Y = tf.constant([[1, 0, 0], [0, 1, 1], [1, 0, 1]], tf.float32)
+N = tf.constant(3.0)
+
+
+def tiny_model(dropout: float):
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.AlbertBackbone(vocabulary_size=20, num_layers=1, num_heads=2, embedding_dim=8,
+                                               hidden_dim=8, intermediate_dim=16, max_sequence_length=16,
+                                               dropout=dropout)
+    return MultiLabelClassifier(backbone, TextCNNHead(3, filter_sizes=[2, 3], num_filters=4, dropout=dropout))
+
+
+def trainer(model, epsilon: float) -> Trainer:
+    return Trainer(model, bce, TrainConfig(adversarial_epsilon=epsilon), steps_per_epoch=1, learning_rate=1e-3)
+
+
+def test_fgm_adds_the_gradients_of_the_loss_with_the_table_moved_uphill():
+    model = tiny_model(dropout=0.0)  # no dropout: both computations see the same network
+    table = model.backbone.token_embedding.embeddings
+    variables = model.trainable_variables
+    before = table.numpy().copy()
+
+    share, grads = trainer(model, epsilon=0.5)._grads(N, X, Y, N)
+    np.testing.assert_array_equal(table.numpy(), before)  # the step wrote no variable
+
+    def loss_and_grads():
+        with tf.GradientTape() as tape:
+            loss = bce(Y, model(X, training=True))
+        return float(loss), [None if g is None else tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+    clean, clean_grads = loss_and_grads()
+    g = clean_grads[[v is table for v in variables].index(True)]
+    table.assign(before + (0.5 * g / tf.norm(g)).numpy())  # by hand: really move the table
+    moved, moved_grads = loss_and_grads()
+    table.assign(before)
+
+    assert float(share) == pytest.approx(clean, rel=1e-6)  # the step reports the clean loss
+    assert moved > clean  # the direction is uphill
+    for got, a, b in zip(grads, clean_grads, moved_grads):
+        if a is None:
+            assert got is None
+            continue
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), (a + b).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_fgm_pass_advances_dropouts_random_state():
+    """Both passes draw dropout masks; the second pass's draw must not come back at the next step."""
+    model = tiny_model(dropout=0.3)
+    states = [v for v in model.variables if "seed_generator_state" in v.path]
+    assert states
+    start = [s.numpy().copy() for s in states]
+    model(X, training=True)
+    model(X, training=True)
+    after_two_passes = [s.numpy().copy() for s in states]
+    for s, value in zip(states, start):
+        s.assign(value)
+    trainer(model, epsilon=1.0)._grads(N, X, Y, N)
+    for s, expected in zip(states, after_two_passes):
+        np.testing.assert_array_equal(s.numpy(), expected)
+
+
+def test_negative_epsilon_is_a_clear_error():
+    with pytest.raises(ValueError, match="--adversarial-epsilon -1.0: use a positive norm"):
+        trainer(tiny_model(dropout=0.0), epsilon=-1.0)

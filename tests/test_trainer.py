@@ -1,5 +1,6 @@
-"""FGM adversarial training (--adversarial-epsilon): the gradients the train step adds, computed again
-by hand with the embedding table really moved; dropout's random state; the flag's error."""
+"""The train step: embedding gradients reach AdamW summed per row (dense); FGM adversarial training
+(--adversarial-epsilon): the gradients it adds, computed again by hand with the embedding table really
+moved; dropout's random state; the flag's error."""
 
 import keras
 import keras_hub
@@ -13,7 +14,7 @@ from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
 from classifier_multi_label.trainer import Trainer
 
-X = {"token_ids": tf.constant([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 11, 3], [2, 12, 5, 3, 0, 0]]),
+X = {"token_ids": tf.constant([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 11, 3], [2, 12, 5, 3, 0, 0]]),  # 5 twice
      "segment_ids": tf.zeros([3, 6], tf.int32),
      "padding_mask": tf.constant([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])}
 Y = tf.constant([[1, 0, 0], [0, 1, 1], [1, 0, 1]], tf.float32)
@@ -28,8 +29,40 @@ def tiny_model(dropout: float):
     return MultiLabelClassifier(backbone, TextCNNHead(3, filter_sizes=[2, 3], num_filters=4, dropout=dropout))
 
 
-def trainer(model, epsilon: float) -> Trainer:
-    return Trainer(model, bce, TrainConfig(adversarial_epsilon=epsilon), steps_per_epoch=1, learning_rate=1e-3)
+def trainer(model, epsilon: float, **cfg) -> Trainer:
+    return Trainer(model, bce, TrainConfig(adversarial_epsilon=epsilon, **cfg), steps_per_epoch=1, learning_rate=1e-3)
+
+
+def test_embedding_rows_get_adamws_update_of_their_summed_gradient():
+    """Token 5 occurs twice in the batch: its table row must be updated by AdamW on the row's summed
+    gradient, clipped by the true global norm (Keras' Adam given the unsummed rows steps otherwise)."""
+    model = tiny_model(dropout=0.0)
+    variables = model.trainable_variables
+    start = [v.numpy().copy() for v in variables]
+    with tf.GradientTape() as tape:
+        loss = bce(Y, model(X, training=True))
+    grads = tape.gradient(loss, variables)
+    assert isinstance(grads[0], tf.IndexedSlices) and variables[0] is model.backbone.token_embedding.embeddings
+
+    def one_step(gradients):
+        """A plain Keras AdamW step (the trainer's settings, no warm-up) from the start weights."""
+        for v, value in zip(variables, start):
+            v.assign(value)
+        opt = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01, epsilon=1e-6)
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        opt.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        return variables[0].numpy().copy()
+
+    clipped, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads if g is not None], 1.0)
+    it = iter(clipped)
+    expected = one_step([None if g is None else next(it) for g in grads])
+    unsummed = one_step(grads)  # what Keras does with the IndexedSlices as they come
+    assert np.abs(unsummed - expected).max() > 1e-5  # the batch does tell the two apart
+
+    for v, value in zip(variables, start):
+        v.assign(value)
+    trainer(model, epsilon=0.0, warmup_ratio=0.0).train_step(X, Y)
+    np.testing.assert_allclose(variables[0].numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_fgm_adds_the_gradients_of_the_loss_with_the_table_moved_uphill():
@@ -38,7 +71,7 @@ def test_fgm_adds_the_gradients_of_the_loss_with_the_table_moved_uphill():
     variables = model.trainable_variables
     before = table.numpy().copy()
 
-    share, grads = trainer(model, epsilon=0.5)._grads(N, X, Y, N)
+    share, grads = trainer(model, epsilon=0.5)._replica_grads(N, X, Y, N)
     np.testing.assert_array_equal(table.numpy(), before)  # the step wrote no variable
 
     def loss_and_grads():
@@ -72,7 +105,7 @@ def test_fgm_pass_advances_dropouts_random_state():
     after_two_passes = [s.numpy().copy() for s in states]
     for s, value in zip(states, start):
         s.assign(value)
-    trainer(model, epsilon=1.0)._grads(N, X, Y, N)
+    trainer(model, epsilon=1.0)._replica_grads(N, X, Y, N)
     for s, expected in zip(states, after_two_passes):
         np.testing.assert_array_equal(s.numpy(), expected)
 

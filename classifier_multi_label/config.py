@@ -94,7 +94,7 @@ class ThresholdConfig:
     """How scores become decisions; tuned on dev, saved in the run folder and the export."""
 
     threshold: float = 0.5  # the global threshold, and the fall-back per label
-    threshold_strategy: str = "per_label"  # fixed | global | per_label
+    threshold_strategy: str = "auto"  # auto | fixed | global | per_label (README: Thresholds)
     min_dev_positives: int = 5  # per-label tuning only for labels with this many dev positives
     at_least_one: bool = False  # predict the top label when no score passes its threshold
 

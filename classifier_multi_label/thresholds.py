@@ -11,6 +11,13 @@ Strategies (``--threshold-strategy``):
   label the model ranks poorly, "predict it for every text" has the best F1 (2p/(1+p) at
   prevalence p), and a few such labels wreck precision. Coordinate ascent never ends below the
   global threshold's dev micro-F1.
+- ``auto`` (the default): ``per_label`` if it generalises better than ``global`` on dev itself,
+  else ``global``. Dev is split in random halves 20 times; each rule is tuned on one half and
+  scored (micro-F1) on the other, both ways round, and ``per_label`` must win on average.
+  Per-label thresholds always score at least as well on the dev set they were tuned on. On a
+  small dev set they can still fit its noise: DuEE's 1,000 dev texts over 65 labels scored 0.9214
+  held out against 0.9232 for one global threshold. The comparison is saved in
+  ``thresholds.json``.
 
 ``--at-least-one`` predicts the best-scoring label for a text whose scores pass no threshold
 (or, for a head that decodes label sets, whose decoded set is empty).
@@ -39,16 +46,22 @@ log = logging.getLogger(__name__)
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
+STRATEGIES = ("auto", "fixed", "global", "per_label")
+HALVINGS = 20  # random halvings of dev for --threshold-strategy auto (each half is held out once)
+
+
 @dataclass
 class Thresholds:
     values: np.ndarray  # [num_labels]
     at_least_one: bool
-    strategy: str
+    strategy: str  # the rule applied: fixed, global or per_label (auto resolves to one of the last two)
     global_threshold: float
+    held_out_f1: dict | None = None  # auto: {rule: mean micro-F1 on held-out halves of dev}
 
     def save(self, path, label_names):
+        extra = {"auto_held_out_micro_f1": self.held_out_f1} if self.held_out_f1 else {}
         write_json(path, {"strategy": self.strategy, "global_threshold": self.global_threshold,
-                          "at_least_one": self.at_least_one,
+                          "at_least_one": self.at_least_one, **extra,
                           "thresholds": {n: float(v) for n, v in zip(label_names, self.values)}})
 
     @classmethod
@@ -59,7 +72,8 @@ class Thresholds:
         if missing:
             raise ValueError(f"{path}: no threshold for labels {missing}: the file does not match labels.txt")
         return cls(np.array([d["thresholds"][n] for n in label_names], dtype=np.float32),
-                   bool(d["at_least_one"]), d["strategy"], float(d["global_threshold"]))
+                   bool(d["at_least_one"]), d["strategy"], float(d["global_threshold"]),
+                   d.get("auto_held_out_micro_f1"))
 
 
 def decide(scores, thresholds, at_least_one: bool):
@@ -134,20 +148,53 @@ def best_global_threshold(y, scores) -> tuple:
     return t, float(f1[int(np.argmin(np.abs(GRID - t)))])
 
 
+def _fit(y, scores, strategy: str, min_positives: int) -> tuple:
+    """(thresholds [labels], global threshold, labels tuned on their own) of the "global" or
+    "per_label" rule on (y, scores)."""
+    global_t, _ = best_global_threshold(y, scores)
+    if strategy == "global":
+        return np.full(y.shape[1], global_t, np.float32), global_t, 0
+    values, tuned = _coordinate_ascent(y, scores, global_t, min_positives)
+    return values, global_t, tuned
+
+
+def held_out_f1(y, scores, min_positives: int, at_least_one: bool, halvings: int = HALVINGS,
+                seed: int = 0) -> dict:
+    """{rule: mean micro-F1 of its thresholds tuned on one random half of (y, scores) and applied
+    to the other}, for "global" and "per_label", over `halvings` splits, each half held out once.
+    A half has about half of each label's positives, so per-label tuning asks for half as many."""
+    rng = np.random.default_rng(seed)
+    scored = {"global": [], "per_label": []}
+    for _ in range(halvings):
+        order = rng.permutation(len(y))
+        halves = order[: len(y) // 2], order[len(y) // 2:]
+        for fit, held in (halves, halves[::-1]):
+            for rule, results in scored.items():
+                values, _, _ = _fit(y[fit], scores[fit], rule, max(1, min_positives // 2))
+                pred, truth = decide(scores[held], values, at_least_one).numpy(), y[held]
+                tp, fp, fn = (pred * truth).sum(), (pred * (1 - truth)).sum(), ((1 - pred) * truth).sum()
+                results.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return {rule: float(np.mean(results)) for rule, results in scored.items()}
+
+
 def tune_thresholds(y_dev, dev_scores, strategy: str, default: float = 0.5, min_positives: int = 5,
                     at_least_one: bool = False) -> Thresholds:
     y_dev, dev_scores = np.asarray(y_dev).astype(int), np.asarray(dev_scores)
     num_labels = y_dev.shape[1]
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown threshold strategy {strategy!r}: use {', '.join(STRATEGIES)}")
     if strategy == "fixed":
         return Thresholds(np.full(num_labels, default, np.float32), at_least_one, strategy, default)
-    if strategy not in ("global", "per_label"):
-        raise ValueError(f"unknown threshold strategy {strategy!r}: use fixed, global or per_label")
-    global_t, _ = best_global_threshold(y_dev, dev_scores)
-    values = np.full(num_labels, global_t, np.float32)
+    held_out = None
+    if strategy == "auto":
+        held_out = held_out_f1(y_dev, dev_scores, min_positives, at_least_one)
+        strategy = "per_label" if held_out["per_label"] > held_out["global"] else "global"
+        log.info("thresholds: auto chose %s (held-out dev micro-F1 over %d halvings: global %.4f, per_label "
+                 "%.4f)", strategy, HALVINGS, held_out["global"], held_out["per_label"])
+    values, global_t, tuned = _fit(y_dev, dev_scores, strategy, min_positives)
     if strategy == "per_label":
-        values, tuned = _coordinate_ascent(y_dev, dev_scores, global_t, min_positives)
         log.info("thresholds: tuned %d of %d labels on dev; the other %d use the global %.2f",
                  tuned, num_labels, num_labels - tuned, global_t)
     else:
         log.info("thresholds: global %.2f (best dev micro-F1)", global_t)
-    return Thresholds(values, at_least_one, strategy, global_t)
+    return Thresholds(values, at_least_one, strategy, global_t, held_out)

@@ -32,6 +32,9 @@ def test_train_writes_the_run_folder(trained):
                 "hellonlp_f1", "per_label"):
         assert key in metrics
     assert metrics["num_examples"] == len(REVIEWS)
+    thresholds = json.loads((run / "thresholds.json").read_text())  # the default rule, auto, says what it chose
+    assert thresholds["strategy"] in ("global", "per_label")
+    assert set(thresholds["auto_held_out_micro_f1"]) == {"global", "per_label"}
     assert (run / "labels.txt").read_text(encoding="utf-8").split() == ["价格", "制热", "噪音", "外观"]
     err = trained["proc"].stderr
     assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from classifier_multi_label import losses as L
 from classifier_multi_label.metrics import multilabel_metrics, precision_at_k, union_normalised_prf
-from classifier_multi_label.thresholds import decide, tune_thresholds
+from classifier_multi_label.thresholds import Thresholds, decide, tune_thresholds
 
 Y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
 Z = np.array([[2.0, -1.0, 0.5], [0.3, -2.0, -0.7]], np.float32)
@@ -133,3 +133,40 @@ def test_per_label_thresholds_never_lose_micro_f1_to_a_weak_label():
     assert micro(per_label) >= micro(global_) - 1e-12
     # "predict it for every text" would maximise the weak label's own F1; micro-F1 does not reward that
     assert (scores[:, 2] >= per_label.values[2]).mean() < 0.5
+
+
+def test_auto_keeps_per_label_thresholds_where_labels_need_their_own():
+    """Two labels scored on different scales: no one threshold serves both, and held-out halves show it."""
+    rng = np.random.default_rng(2)
+    y = (rng.random((400, 2)) < 0.3).astype(int)
+    scores = np.stack([np.where(y[:, 0] == 1, 0.9, 0.6), np.where(y[:, 1] == 1, 0.3, 0.05)], axis=1)
+    scores = scores + rng.uniform(-0.08, 0.08, scores.shape)
+    th = tune_thresholds(y, scores, "auto", min_positives=5)
+    assert th.strategy == "per_label"
+    assert th.held_out_f1["per_label"] > th.held_out_f1["global"] + 0.05
+    assert th.values[0] > 0.6 > 0.3 > th.values[1]
+
+
+def test_auto_falls_back_to_one_threshold_where_per_label_ones_fit_noise(tmp_path):
+    """Forty labels scored alike, a handful of dev positives each: a label's own best threshold is
+    noise. Per-label thresholds still win on the set they were tuned on, not on held-out halves."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((300, 40)) < 0.04).astype(int)
+    scores = np.clip(np.where(y == 1, rng.normal(0.55, 0.2, y.shape), rng.normal(0.2, 0.15, y.shape)), 0, 1)
+    th = tune_thresholds(y, scores, "auto", min_positives=5)
+    per_label = tune_thresholds(y, scores, "per_label", min_positives=5)
+    micro = {name: f1_score(y, decide(scores, t.values, False).numpy(), average="micro")
+             for name, t in (("auto", th), ("per_label", per_label))}
+    assert micro["per_label"] > micro["auto"]  # on the tuning set itself, per-label looks better...
+    assert th.strategy == "global" and th.held_out_f1["global"] > th.held_out_f1["per_label"]  # ...held out, not
+    np.testing.assert_array_equal(th.values, np.full(40, th.global_threshold, np.float32))
+    th.save(tmp_path / "thresholds.json", [f"l{i}" for i in range(40)])
+    loaded = Thresholds.load(tmp_path / "thresholds.json", [f"l{i}" for i in range(40)])
+    assert loaded.strategy == "global" and loaded.held_out_f1 == pytest.approx(th.held_out_f1)
+
+
+def test_unknown_threshold_strategy_names_the_choices():
+    with pytest.raises(ValueError, match="use auto, fixed, global, per_label"):
+        tune_thresholds(np.ones((4, 2), int), np.ones((4, 2)), "best")

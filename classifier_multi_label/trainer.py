@@ -113,7 +113,7 @@ def dev_f1(y_true, scores, decisions=None) -> dict:
 
 def _add_gradients(a, b):
     """a + b for two gradients of one variable, either None (unused) or, for an embedding table,
-    tf.IndexedSlices (rows; concatenated, so the update stays sparse as without FGM)."""
+    tf.IndexedSlices (rows; concatenated, so the all-reduce sends rows, as without FGM)."""
     if a is None or b is None:
         return a if b is None else b
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):

@@ -6,6 +6,12 @@ TF1 original's per-sample union-normalised P/R/F1 (docs/algorithms.md §1.9) so 
 beside its README. Rows with no true and no predicted label count as a perfect match in samples F1
 and Jaccard (scikit-learn's zero_division=1).
 
+Macro averages run over the labels that occur in the evaluated set: a label with no true example
+and no prediction there has no defined F1 and is left out (``macro_labels`` says how many labels
+were averaged, ``macro_f1_all_labels`` is the average with those labels counted as 0, as
+scikit-learn's plain ``average="macro"`` does). A label predicted on a set where it never occurs
+still counts, with F1 0: those are false positives.
+
 Example:
     >>> y = np.array([[1, 0, 1], [0, 1, 0]])
     >>> m = multilabel_metrics(y, scores=np.array([[.9, .2, .7], [.1, .4, .6]]),
@@ -45,15 +51,32 @@ def precision_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
     return float(np.take_along_axis(y_true[rows], top, axis=1).sum(axis=1).mean() / k)
 
 
+def present_labels(y_true, y_pred) -> np.ndarray:
+    """Indices of the labels with at least one true or predicted example: those macro averages count."""
+    return np.flatnonzero((np.asarray(y_true).sum(0) + np.asarray(y_pred).sum(0)) > 0)
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Macro-F1 over the labels present in truth or prediction (0 when none is)."""
+    present = present_labels(y_true, y_pred)
+    if not len(present):
+        return 0.0
+    return float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0.0))
+
+
 def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) -> dict:
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(decisions).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     out: dict = {"num_examples": int(len(y_true))}
+    present = present_labels(y_true, y_pred)
     for avg in ("micro", "macro", "samples"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=avg, zero_division=1.0
-                                                         if avg == "samples" else 0.0)
+        labels = present if avg == "macro" and len(present) else None
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=avg, labels=labels,
+                                                         zero_division=1.0 if avg == "samples" else 0.0)
         out.update({f"{avg}_precision": float(p), f"{avg}_recall": float(r), f"{avg}_f1": float(f)})
+    out["macro_labels"] = int(len(present))
+    out["macro_f1_all_labels"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0.0))
     out["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred))
     out["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
     out["jaccard_samples"] = float(skm.jaccard_score(y_true, y_pred, average="samples", zero_division=1.0))
@@ -80,6 +103,9 @@ def format_metrics(m: dict, title: str = "metrics") -> str:
     lines = [f"{title} ({m['num_examples']} examples)"]
     lines += [f"  {k:<18} {m[k]:.4f}" for k in SUMMARY_KEYS if k in m]
     rows = m.get("per_label", [])
+    if "macro_labels" in m and m["macro_labels"] < len(rows):
+        lines.append(f"  (macro averages over the {m['macro_labels']} of {len(rows)} labels that occur here or are "
+                     f"predicted; counting the others as 0: macro_f1 {m['macro_f1_all_labels']:.4f})")
     if rows:
         width = max(12, max(len(r["label"]) for r in rows) + 2)
         lines.append(f"  {'label':<{width}} {'prec':>6} {'rec':>6} {'f1':>6} {'support':>8} {'pred':>6}"

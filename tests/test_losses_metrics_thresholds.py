@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from classifier_multi_label import losses as L
-from classifier_multi_label.metrics import multilabel_metrics, precision_at_k, union_normalised_prf
+from classifier_multi_label.losses import bce, make_loss
+from classifier_multi_label.metrics import format_metrics, multilabel_metrics, precision_at_k, union_normalised_prf
 from classifier_multi_label.thresholds import Thresholds, decide, tune_thresholds
 
 Y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
@@ -170,3 +171,80 @@ def test_auto_falls_back_to_one_threshold_where_per_label_ones_fit_noise(tmp_pat
 def test_unknown_threshold_strategy_names_the_choices():
     with pytest.raises(ValueError, match="use auto, fixed, global, per_label"):
         tune_thresholds(np.ones((4, 2), int), np.ones((4, 2)), "best")
+
+
+def test_macro_averages_leave_out_labels_absent_from_truth_and_prediction():
+    """Five of eight labels have no test positive and no prediction: they have no F1 to average."""
+    y = np.zeros((6, 8), int)
+    y[:3, 0] = 1
+    y[3:, 1] = 1
+    y[0, 2] = 1
+    pred = y.copy()
+    pred[0, 2] = 0  # label 2: missed (F1 0)
+    pred[1, 3] = 1  # label 3: predicted where it never occurs (F1 0, false positive)
+    m = multilabel_metrics(y, pred.astype(float), pred, [f"l{i}" for i in range(8)])
+    assert m["macro_labels"] == 4  # labels 0, 1, 2 (true) and 3 (predicted)
+    assert m["macro_f1"] == pytest.approx((1 + 1 + 0 + 0) / 4)
+    assert m["macro_f1_all_labels"] == pytest.approx(2 / 8)  # scikit-learn's plain average
+    assert "macro averages over the 4 of 8 labels" in format_metrics(m)
+
+
+def _rare_label_set(seed):
+    """Two frequent labels scored well around 0.5; four rare ones the model scores low (0.1-0.3)."""
+    rng = np.random.default_rng(seed)
+    n = 800
+    y = np.zeros((n, 6), int)
+    y[:, 0], y[:, 1] = rng.random(n) < 0.4, rng.random(n) < 0.3
+    for c in range(2, 6):
+        y[:, c] = rng.random(n) < 0.03
+    scores = np.where(y == 1, rng.normal(0.7, 0.12, y.shape), rng.normal(0.3, 0.12, y.shape))
+    scores[:, 2:] = np.where(y[:, 2:] == 1, rng.normal(0.3, 0.05, (n, 4)), rng.normal(0.12, 0.05, (n, 4)))
+    return y, np.clip(scores, 0, 1)
+
+
+def test_macro_objective_lifts_macro_f1_on_held_out_texts():
+    from sklearn.metrics import f1_score
+
+    y, scores = _rare_label_set(4)
+    y_test, test_scores = _rare_label_set(5)
+    results = {}
+    for objective in ("micro", "macro"):
+        th = tune_thresholds(y, scores, "per_label", min_positives=5, objective=objective, prior_positives=10)
+        pred = decide(test_scores, th.values, False).numpy()
+        results[objective] = (f1_score(y_test, pred, average="micro"), f1_score(y_test, pred, average="macro"))
+        assert th.objective == objective
+    assert results["macro"][1] > results["micro"][1] + 0.05  # rare labels get thresholds of their own scale
+
+
+def test_samples_objective_is_the_mean_per_text_f1():
+    from sklearn.metrics import f1_score
+
+    from classifier_multi_label.thresholds import GRID, best_global_threshold, score
+
+    y, scores = _rare_label_set(6)
+    pred = (scores >= 0.4).astype(int)
+    assert score(y, pred, "samples") == pytest.approx(f1_score(y, pred, average="samples", zero_division=1.0))
+    assert score(y, pred, "macro") == pytest.approx(f1_score(y, pred, average="macro"))
+    t, best = best_global_threshold(y, scores, "samples")
+    by_hand = [f1_score(y, (scores >= g).astype(int), average="samples", zero_division=1.0) for g in GRID]
+    assert best == pytest.approx(max(by_hand)) and by_hand[int(np.argmin(np.abs(GRID - t)))] == pytest.approx(best)
+    th = tune_thresholds(y, scores, "per_label", min_positives=5, objective="samples")
+    assert score(y, decide(scores, th.values, False).numpy(), "samples") >= best - 1e-12  # ascent never loses
+
+
+def test_per_label_thresholds_shrink_towards_the_global_one_by_their_evidence():
+    from classifier_multi_label.thresholds import shrink
+
+    out = shrink([0.8, 0.8, 0.8], 0.4, positives=[10, 90, 0], prior_positives=10)
+    np.testing.assert_allclose(out, [0.6, 0.76, 0.4], atol=1e-6)  # half-way, 90%, none
+    np.testing.assert_allclose(shrink([0.8], 0.4, [3], prior_positives=0), [0.8])  # 0: no shrinkage
+
+
+def test_logit_adjusted_loss_is_bce_on_logits_shifted_by_the_label_prior():
+    counts, n = [10, 90], 100
+    loss = make_loss("logit_adjusted", counts, n)
+    y, z = tf.constant([[1.0, 0.0]]), tf.constant([[0.3, -0.2]])
+    shift = np.log(np.array([0.1, 0.9]) / np.array([0.9, 0.1]))
+    expected = bce(y, z + tf.constant(shift, tf.float32))
+    assert float(loss(y, z)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss(y, z)) != pytest.approx(float(bce(y, z)), rel=1e-3)

@@ -5,8 +5,9 @@ gradient clipping by global norm, a compiled custom train step run through `stra
 `model.fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585), dev evaluation each
 epoch on probabilities, a checkpoint per epoch for `--resume`, TensorBoard logs and a progress bar.
 
-Best-weights selection and early stopping use dev micro-F1 at the best global threshold: the
-decision rule that thresholds tuning applies afterwards. At a fixed 0.5 a model still learning
+Best-weights selection and early stopping use the dev F1 that thresholds are tuned for
+(``--threshold-objective``, micro by default) at its best global threshold: the decision rule that
+thresholds tuning applies afterwards. At a fixed 0.5 a model still learning
 the label priors scores exactly 0 for several epochs, and early stopping would see no signal.
 
 Example:
@@ -26,12 +27,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn import metrics as skm
 
 from .config import TrainConfig
 from .distribute import Cluster
 from .files import write_json
-from .thresholds import best_global_threshold
+from .metrics import macro_f1
+from .thresholds import best_global_threshold, score
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,36 @@ def dense_gradients(grads) -> list:
 
 
 class ReducedGradientsAdamW(keras.optimizers.AdamW):
-    """AdamW given gradients already summed over replicas, embedding gradients made dense.
+    """AdamW given gradients already summed over replicas, embedding gradients made dense, and an
+    optional second learning rate for some variables (the head's).
 
     The trainer all-reduces the gradients itself so that it can clip them by the norm of the whole
     batch's gradient, as one process would; Keras' own `apply` clips each replica's share, then sums.
+
+    `head_learning_rate` (a schedule) drives the variables in `head_variables`; the others follow
+    `learning_rate`. Decoupled weight decay is applied per variable at that variable's own rate (as
+    PyTorch's parameter groups do), just before its Adam step, where Keras applies it to every
+    variable at the one optimizer rate.
     """
+
+    def __init__(self, *args, head_learning_rate=None, head_variables=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._head_schedule = head_learning_rate
+        self._head_keys = {self._var_key(v) for v in head_variables}
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return grads_and_vars
+
+    def _apply_weight_decay(self, variables):
+        pass  # in update_step, at each variable's own learning rate
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._head_schedule is not None and self._var_key(variable) in self._head_keys:
+            learning_rate = self._head_schedule(self.iterations)
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            lr = keras.ops.cast(learning_rate, variable.dtype)
+            variable.assign(variable - variable * keras.ops.cast(self.weight_decay, variable.dtype) * lr)
+        super().update_step(gradient, variable, learning_rate)
 
     def apply(self, grads, trainable_variables=None):
         return super().apply(dense_gradients(grads), trainable_variables)
@@ -85,30 +108,36 @@ if not hasattr(keras.optimizers.AdamW, "_all_reduce_sum_gradients"):  # a Keras 
                       "classifier_multi_label.trainer needs updating for this Keras version")
 
 
-def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int,
-                   clip: bool = False) -> keras.optimizers.Optimizer:
-    """AdamW over the warm-up/decay schedule. The trainer clips gradients itself (see above); `clip`
-    makes the optimizer clip them by global norm instead, for `model.fit` on one device."""
+def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int, clip: bool = False,
+                   head_learning_rate: float | None = None, head_variables=()) -> keras.optimizers.Optimizer:
+    """AdamW over the warm-up/decay schedule; `head_variables` over their own (peak
+    `head_learning_rate`, warm-up `cfg.head_warmup_ratio`). The trainer clips gradients itself (see
+    above); `clip` makes the optimizer clip them by global norm instead, for `model.fit` on one device."""
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(cfg.warmup_ratio * total_steps))
+    head_schedule = None
+    if head_learning_rate is not None and head_variables:
+        warmup = cfg.warmup_ratio if cfg.head_warmup_ratio is None else cfg.head_warmup_ratio
+        head_schedule = WarmupLinearDecay(head_learning_rate, total_steps, int(warmup * total_steps))
     opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon,
-                                global_clipnorm=cfg.clipnorm if clip else None)
+                                global_clipnorm=cfg.clipnorm if clip else None,
+                                head_learning_rate=head_schedule, head_variables=head_variables)
     opt.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return opt
 
 
-def dev_f1(y_true, scores, decisions=None) -> dict:
-    """Micro/macro F1 at 0.5, and micro-F1 at the best global threshold (the selection metric).
-    For a head that decodes label sets (`decisions` given), all three are on its decisions."""
+def dev_f1(y_true, scores, decisions=None, objective: str = "micro") -> dict:
+    """Micro/macro F1 at 0.5, micro-F1 at the best global threshold, and the selection score:
+    `objective` F1 at its own best global threshold. For a head that decodes label sets
+    (`decisions` given), all are on its decisions."""
     if decisions is not None:
-        micro = float(skm.f1_score(y_true, decisions, average="micro", zero_division=0.0))
-        return {"micro_f1": micro, "macro_f1": float(skm.f1_score(y_true, decisions, average="macro",
-                                                                   zero_division=0.0)),
-                "micro_f1_tuned": micro, "threshold": None}
+        micro = score(y_true, decisions, "micro")
+        return {"micro_f1": micro, "macro_f1": macro_f1(y_true, decisions), "micro_f1_tuned": micro,
+                "threshold": None, "selection": score(y_true, decisions, objective)}
     pred = (scores >= 0.5).astype(int)
     threshold, tuned = best_global_threshold(y_true, scores)
-    return {"micro_f1": float(skm.f1_score(y_true, pred, average="micro", zero_division=0.0)),
-            "macro_f1": float(skm.f1_score(y_true, pred, average="macro", zero_division=0.0)),
-            "micro_f1_tuned": tuned, "threshold": threshold}
+    selection = tuned if objective == "micro" else best_global_threshold(y_true, scores, objective)[1]
+    return {"micro_f1": score(y_true, pred, "micro"), "macro_f1": macro_f1(y_true, pred),
+            "micro_f1_tuned": tuned, "threshold": threshold, "selection": selection}
 
 
 def _add_gradients(a, b):
@@ -147,8 +176,8 @@ class Trainer:
     """
 
     def __init__(self, model, loss_fn, cfg: TrainConfig, steps_per_epoch: int, learning_rate: float,
-                 cluster: Cluster | None = None):
-        self.model, self.loss_fn, self.cfg = model, loss_fn, cfg
+                 cluster: Cluster | None = None, head_learning_rate: float | None = None, objective: str = "micro"):
+        self.model, self.loss_fn, self.cfg, self.objective = model, loss_fn, cfg, objective
         self.cluster = cluster or Cluster(tf.distribute.get_strategy())
         self.strategy = self.cluster.strategy
         self.steps_per_epoch = steps_per_epoch
@@ -161,7 +190,9 @@ class Trainer:
             self._table = model.backbone.token_embedding.embeddings  # [vocabulary, embedding_dim]
             self._table_index = next(i for i, v in enumerate(model.trainable_variables) if v is self._table)
         with self.strategy.scope():
-            self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs)
+            self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs,
+                                            head_learning_rate=head_learning_rate,
+                                            head_variables=model.head.trainable_variables)
             self.optimizer.build(model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
@@ -370,7 +401,7 @@ class Trainer:
             manager.save()
             if self._chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
                 if chief:
-                    print(f"early stopping: no dev micro-F1 gain for {self.cfg.patience} epochs", flush=True)
+                    print(f"early stopping: no dev {self.objective}-F1 gain for {self.cfg.patience} epochs", flush=True)
                 break
         for writer in writers.values():
             writer.close()
@@ -383,22 +414,25 @@ class Trainer:
     def _evaluate(self, dev_inputs, y_dev, record: dict, writer, best_path: str):
         """Scores dev into `record`, keeps the best weights and counts epochs without a gain."""
         predicted = self.model.predict_outputs(dev_inputs, self.cfg.jit_compile)
-        dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"))
+        dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"), self.objective)
         record.update({"dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
-                       "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"]})
+                       "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"],
+                       "dev_selection_f1": dev["selection"]})
         with writer.as_default(step=record["epoch"]):
             tf.summary.scalar("micro_f1", dev["micro_f1"])
             tf.summary.scalar("macro_f1", dev["macro_f1"])
             tf.summary.scalar("micro_f1_tuned", dev["micro_f1_tuned"])
-        improved = dev["micro_f1_tuned"] > float(self.best_f1.numpy())
+        improved = dev["selection"] > float(self.best_f1.numpy())
         if improved:
-            self.best_f1.assign(dev["micro_f1_tuned"])
+            self.best_f1.assign(dev["selection"])
             self.bad_epochs.assign(0)
             _atomic_save_weights(self.model, best_path)
         else:
             self.bad_epochs.assign_add(1)
         record["best"] = improved
         tuned = "" if dev["threshold"] is None else f" (at {dev['threshold']:.2f}: {dev['micro_f1_tuned']:.4f})"
+        if self.objective != "micro":
+            tuned += f"  selection ({self.objective}-F1, best global threshold) {dev['selection']:.4f}"
         print(f"  loss {record['train_loss']:.4f}  dev micro-F1 {dev['micro_f1']:.4f}{tuned}  "
               f"macro-F1 {dev['macro_f1']:.4f}{'  (best)' if improved else ''}  {record['train_seconds']:.1f}s",
               flush=True)

@@ -113,3 +113,33 @@ def test_fgm_pass_advances_dropouts_random_state():
 def test_negative_epsilon_is_a_clear_error():
     with pytest.raises(ValueError, match="--adversarial-epsilon -1.0: use a positive norm"):
         trainer(tiny_model(dropout=0.0), epsilon=-1.0)
+
+
+def test_the_head_learns_at_its_own_rate_and_decays_at_it():
+    """--head-learning-rate: Adam's first step moves each weight by about its group's rate (the
+    step is lr * g / |g|); decoupled weight decay shrinks each weight at its own group's rate."""
+    lr, head_lr = 1e-4, 1e-2
+
+    def first_step(weight_decay):
+        model = tiny_model(dropout=0.0)
+        start = {v.path: v.numpy().copy() for v in model.trainable_variables}
+        cfg = TrainConfig(warmup_ratio=0.0, weight_decay=weight_decay, epochs=1, adam_epsilon=1e-15)
+        Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=lr, head_learning_rate=head_lr).train_step(X, Y)
+        return model, {v.path: v.numpy() - start[v.path] for v in model.trainable_variables}, start
+
+    model, moved, _ = first_step(weight_decay=0.0)
+    head = {v.path for v in model.head.trainable_variables}
+    kernel = model.head.dense.kernel.path
+    assert kernel in head and model.backbone.token_embedding.embeddings.path not in head
+    encoder = [model.backbone.token_embedding.embeddings.path,
+               next(v.path for v in model.backbone.trainable_variables if "intermediate" in v.path)]
+    for path in [kernel, model.head.convs[0].kernel.path] + encoder:  # weights with gradients well above 0
+        step = np.abs(moved[path][np.abs(moved[path]) > 0])
+        np.testing.assert_allclose(step.max(), head_lr if path in head else lr, rtol=0.05, err_msg=path)
+
+    model, with_decay, start = first_step(weight_decay=0.5)
+    decay = with_decay[kernel] - moved[kernel]  # what decay adds: -wd * head_lr * w
+    np.testing.assert_allclose(decay, -0.5 * head_lr * start[kernel], rtol=1e-3, atol=1e-9)
+    encoder_kernel = next(v.path for v in model.backbone.trainable_variables if v.path.endswith("kernel"))
+    decay = with_decay[encoder_kernel] - moved[encoder_kernel]
+    np.testing.assert_allclose(decay, -0.5 * lr * start[encoder_kernel], rtol=1e-3, atol=1e-9)

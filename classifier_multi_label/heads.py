@@ -104,20 +104,76 @@ def logits_layer(units: int) -> keras.layers.Dense:
                               name="logits")
 
 
+POOLINGS = ("cls", "mean", "attention")
+SCRATCH_POOLING = "attention"  # what --pooling auto takes for an encoder trained from scratch
+
+
+def resolve_pooling(pooling: str, pretrained: bool) -> str:
+    """`--pooling auto` -> "cls" over a pretrained encoder (its [CLS] state was trained to summarise
+    the text), `SCRATCH_POOLING` otherwise: in an ALBERT initialised at random the [CLS] state is
+    nearly the same for every text (measured on the demo: its spread across texts was 0.3% of its
+    scale), so a head that reads only it sits at the label priors for many epochs."""
+    if pooling == "auto":
+        return "cls" if pretrained else SCRATCH_POOLING
+    if pooling not in POOLINGS:
+        raise ValueError(f"--pooling {pooling!r}: use auto, {', '.join(POOLINGS)}")
+    return pooling
+
+
+class Pooling(keras.layers.Layer):
+    """One vector per text from the encoder's outputs: [batch, hidden].
+
+    - ``cls``: the backbone's pooled output (tanh(Dense) of the [CLS] state), as BERT and hellonlp.
+    - ``mean``: the mean of the sequence output over the real tokens.
+    - ``attention``: a learned softmax weighting of the real tokens' states (one learned query:
+      weight_t = softmax_t(w . h_t + b)), so the head can pick the tokens that carry the labels.
+
+    Example:
+        >>> pool = Pooling("mean")
+        >>> x = {"sequence_output": tf.constant([[[1.0], [3.0], [9.0]]]), "pooled_output": tf.zeros([1, 1])}
+        >>> pool(x, tf.constant([[1, 1, 0]])).numpy().tolist()
+        [[2.0]]
+    """
+
+    def __init__(self, mode: str = "cls", **kw):
+        super().__init__(name=kw.pop("name", "pooling"), **kw)
+        if mode not in POOLINGS:
+            raise ValueError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
+                             "training run from the encoder)")
+        self.mode = mode
+        self.score = keras.layers.Dense(1, name="attention_score") if mode == "attention" else None
+
+    def call(self, encoder_outputs, padding_mask):
+        if self.mode == "cls":
+            return encoder_outputs["pooled_output"]  # [batch, hidden]
+        x = encoder_outputs["sequence_output"]  # [batch, length, hidden]
+        real = ops.cast(padding_mask, "bool")  # [batch, length]
+        if self.mode == "mean":
+            mask = ops.cast(real, x.dtype)[:, :, None]
+            return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        logits = ops.squeeze(self.score(x), -1)  # [batch, length]
+        logits = ops.where(real, ops.cast(logits, "float32"), -1e9)  # softmax in float32, padding excluded
+        weights = ops.cast(ops.softmax(logits, axis=-1), x.dtype)  # [batch, length]
+        return ops.einsum("bl,blh->bh", weights, x)  # [batch, hidden]
+
+
 class PooledHead(Head):
-    """The baseline: pooled [CLS] -> dropout -> Dense(num_labels) logits (sigmoid outside the loss)."""
+    """The baseline: pooled text vector -> dropout -> Dense(num_labels) logits (sigmoid outside the
+    loss). `pooling` chooses the vector (`Pooling`; `--pooling auto` resolves it from the encoder)."""
 
     @dataclass
     class options:  # noqa: N801
         dropout: float = 0.1
+        pooling: str = "auto"  # auto | cls | mean | attention (auto: cls if pretrained, else attention)
 
-    def __init__(self, num_labels: int, dropout: float = 0.1, **kw):
+    def __init__(self, num_labels: int, dropout: float = 0.1, pooling: str = "cls", **kw):
         super().__init__(num_labels, **kw)
+        self.pooling = Pooling(pooling)
         self.dropout = keras.layers.Dropout(dropout)
         self.dense = logits_layer(num_labels)
 
     def features(self, encoder_outputs, padding_mask):
-        return encoder_outputs["pooled_output"]  # [batch, hidden]
+        return self.pooling(encoder_outputs, padding_mask)  # [batch, hidden]
 
     def feature_dim(self, encoder_outputs_shape) -> int:
         return int(encoder_outputs_shape["pooled_output"][-1])

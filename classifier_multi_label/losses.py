@@ -11,6 +11,9 @@ over batch x labels, so learning rates transfer between losses. Formulas: docs/a
   w_c = (1-beta)/(1-beta^n_c), normalised to sum to the number of labels (Cui et al. 2019).
 - ``pos_weight``: BCE with the positive term of label c weighted by neg_c/pos_c of the training
   data (capped), like PyTorch's BCEWithLogitsLoss(pos_weight=...).
+- ``logit_adjusted``: BCE on z_c + log(pi_c / (1 - pi_c)), pi_c the label's training prior (Menon
+  et al. 2021, the binary form SharpReCL trains with); prediction uses the plain z_c, so a rare
+  label's scores are not pushed down by its prior.
 
 Keras' `class_weight` is per example-class and wrong for multi-label: these weights are per label.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-LOSSES = ("bce", "focal", "asl", "class_balanced", "pos_weight")
+LOSSES = ("bce", "focal", "asl", "class_balanced", "pos_weight", "logit_adjusted")
 
 
 def _log_sigmoid(x):
@@ -67,6 +70,12 @@ def pos_weights(label_counts, num_examples: int, cap: float) -> np.ndarray:
     return np.minimum((num_examples - pos) / pos, cap).astype(np.float32)
 
 
+def prior_logits(label_counts, num_examples: int) -> np.ndarray:
+    """log(pi_c / (1 - pi_c)) per label, pi_c = positives / examples clipped to (1e-6, 1 - 1e-6)."""
+    prior = np.clip(np.asarray(label_counts, np.float64) / max(num_examples, 1), 1e-6, 1 - 1e-6)
+    return np.log(prior / (1 - prior)).astype(np.float32)
+
+
 def make_loss(name: str, label_counts, num_examples: int, focal_gamma=2.0, focal_alpha=None,
               asl_gamma_pos=0.0, asl_gamma_neg=4.0, asl_clip=0.05, cb_beta=0.9999, pos_weight_max=50.0):
     """The loss named by `--loss`, with statistics of the training data where it needs them."""
@@ -82,4 +91,7 @@ def make_loss(name: str, label_counts, num_examples: int, focal_gamma=2.0, focal
     if name == "pos_weight":
         pw = tf.constant(pos_weights(label_counts, num_examples, pos_weight_max))  # [labels]
         return lambda y, z: tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(y, z, pos_weight=pw))
+    if name == "logit_adjusted":
+        shift = tf.constant(prior_logits(label_counts, num_examples))  # [labels]
+        return lambda y, z: bce(y, z + shift)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from classifier_multi_label.heads import Head, PooledHead, TextCNNHead
+from classifier_multi_label.losses import prior_logits
 
 NEG = -1e9
 INNER = {"pooled": PooledHead, "textcnn": TextCNNHead}
@@ -130,6 +131,7 @@ class PrototypeContrastiveHead(Head):
     class options:  # noqa: N801
         head: str = "pooled"  # the classifier trained: pooled (the baseline) | textcnn
         dropout: Optional[float] = None  # None: the classifier's default (pooled 0.1, textcnn 0.5)
+        pooling: str = "auto"  # pooled only: auto | cls | mean | attention (as the baseline's --pooling)
         filter_sizes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7])  # textcnn only
         num_filters: int = 128  # textcnn only
         temperature: float = 0.3
@@ -147,7 +149,7 @@ class PrototypeContrastiveHead(Head):
         label_counts: Optional[list[int]] = None  # filled in from the training data
         num_train: Optional[int] = None  # filled in from the training data
 
-    def __init__(self, num_labels: int, head: str = "pooled", dropout: Optional[float] = None,
+    def __init__(self, num_labels: int, head: str = "pooled", dropout: Optional[float] = None, pooling: str = "cls",
                  filter_sizes=(2, 3, 4, 5, 6, 7), num_filters: int = 128, temperature: float = 0.3,
                  contrastive_weight: float = 1.0, proj_dim: int = 100, n_pos: int = 20, n_neg: int = 60,
                  k_pos: int = 20, k_neg: int = 20, mix_alpha: float = 0.5, hard_ratio_start: float = 0.5,
@@ -161,12 +163,13 @@ class PrototypeContrastiveHead(Head):
         inner_kw = {} if dropout is None else {"dropout": dropout}
         if head == "textcnn":
             inner_kw.update(filter_sizes=filter_sizes, num_filters=num_filters)
+        else:
+            inner_kw.update(pooling=pooling)
         self.inner = INNER[head](num_labels, name="classifier", **inner_kw)
         counts = np.asarray(label_counts if label_counts is not None else [1] * num_labels, np.float64)
-        total = float(num_train or max(counts.sum(), 1.0))
-        prior = np.clip(counts / total, 1e-6, 1 - 1e-6)
-        self.prior_logit = tf.constant(np.log(prior / (1 - prior)) if logit_adjustment else np.zeros_like(prior),
-                                       tf.float32)  # [labels]
+        total = int(num_train or max(counts.sum(), 1.0))
+        prior_logit = prior_logits(counts, total) if logit_adjustment else np.zeros(num_labels, np.float32)
+        self.prior_logit = tf.constant(prior_logit)  # [labels]
         self.class_weights = tf.constant(effective_number_weights(counts, effective_beta))  # [labels]
         self.temperature, self.contrastive_weight = float(temperature), float(contrastive_weight)
         self.n_pos, self.n_neg, self.k_pos, self.k_neg = int(n_pos), int(n_neg), int(k_pos), int(k_neg)

@@ -39,6 +39,8 @@ PUBLISHED = {  # ../shared/data/README.md
     "semeval_ec": [("SpanEmo (BERT-base)", {"micro_f1": 0.713, "macro_f1": 0.578, "jaccard_samples": 0.601}),
                    ("word+char TF-IDF + LR (balanced), published",
                     {"micro_f1": 0.618, "macro_f1": 0.494, "jaccard_samples": 0.485})],
+    "goemotions": [("BERT-base (Demszky et al. 2020)", {"macro_f1": 0.46}),
+                   ("RoBERTa-base, per-label thresholds (SamLowe model card)", {"macro_f1": 0.541})],
 }
 KEYS = ("micro_f1", "macro_f1", "rare_macro_f1", "samples_f1", "jaccard_samples", "hamming_loss",
         "subset_accuracy")
@@ -51,23 +53,14 @@ def minilm_dir() -> str:
 
 
 def tfidf_baseline(dataset, train, test, labels):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_union
+    """The published recipe (`baseline.TfidfBaseline`, p > 0.5) on the official split."""
+    from classifier_multi_label.baseline import TfidfBaseline
 
-    if dataset == "duee":
-        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)
-    else:
-        vec = make_union(TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
     start = time.time()
-    x_train = vec.fit_transform(train.texts)
-    clf = OneVsRestClassifier(LogisticRegression(C=10, class_weight="balanced", max_iter=2000), n_jobs=1)
-    clf.fit(x_train, labels.multi_hot(train.labels))
+    model = TfidfBaseline().fit(train.texts, labels.multi_hot(train.labels))
     train_time = time.time() - start
     start = time.time()
-    scores = clf.predict_proba(vec.transform(test.texts))
+    scores = model.scores(test.texts)
     infer = time.time() - start
     m = multilabel_metrics(labels.multi_hot(test.labels), scores, (scores > 0.5).astype(int), labels.names)
     return {**m, "train_seconds": round(train_time, 1), "infer_examples_per_s": round(len(test) / infer, 1)}
@@ -101,7 +94,9 @@ def our_package(dataset, package, head_cls, args, out_dir):
                                    max_seq_length=args.max_seq_length, batch_size=args.batch_size)
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
                                     learning_rate=args.learning_rate, precision=args.precision,
+                                    head_learning_rate=args.head_learning_rate, loss=args.loss,
                                     token_dropout=args.token_dropout, adversarial_epsilon=args.adversarial_epsilon)
+    cfg.thresholds.threshold_objective = args.threshold_objective
     if args.seed is not None:
         cfg.train.seed = args.seed
     if args.encoder == "minilm":
@@ -226,7 +221,7 @@ def table(dataset, results) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=["duee", "semeval_ec"], required=True)
+    p.add_argument("--dataset", choices=["duee", "semeval_ec", "goemotions"], required=True)
     p.add_argument("--encoder", choices=["scratch", "minilm"], default="scratch")
     p.add_argument("--packages", nargs="*", default=list(package_heads()), help="packages to train now")
     p.add_argument("--report-only", action="store_true", help="train nothing: tabulate the finished runs")
@@ -235,6 +230,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--head-learning-rate", type=float, default=None, help="train.py's; default: train.py's")
+    p.add_argument("--loss", default="bce", help="train.py's --loss")
+    p.add_argument("--threshold-objective", default="micro", help="train.py's --threshold-objective")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
                    help="as train.py's; the published tables ran in float32")
     p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")

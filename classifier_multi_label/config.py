@@ -65,7 +65,10 @@ class TrainConfig:
 
     epochs: int = 40
     learning_rate: Optional[float] = None  # None: 5e-5 for a pretrained encoder, 1e-3 from scratch
+    # The head's own peak rate (README: Training). None: 1e-3 over a pretrained encoder, `learning_rate` from scratch.
+    head_learning_rate: Optional[float] = None
     warmup_ratio: float = 0.1
+    head_warmup_ratio: Optional[float] = None  # None: `warmup_ratio`
     weight_decay: float = 0.01
     clipnorm: float = 1.0
     adam_epsilon: float = 1e-6
@@ -73,7 +76,7 @@ class TrainConfig:
     seed: int = 42
     token_dropout: float = 0.0  # share of training text tokens masked afresh each epoch (README: Training)
     adversarial_epsilon: float = 0.0  # FGM: also train on token embeddings moved this far uphill (README: Training)
-    loss: str = "bce"  # bce | focal | asl | class_balanced | pos_weight
+    loss: str = "bce"  # bce | focal | asl | class_balanced | pos_weight | logit_adjusted
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None  # e.g. 0.25; None: no alpha balancing
     asl_gamma_pos: float = 0.0
@@ -87,6 +90,7 @@ class TrainConfig:
     resume: bool = False
     export: bool = True  # export a SavedModel to <output_dir>/export/<version> after training
     export_tokenizer: str = "auto"  # auto | core | tf_text: the exported graph's tokenizer (README, Export)
+    baseline: str = "auto"  # auto | tfidf | none: fit TF-IDF + LR beside the model and compare (auto: small data only)
 
 
 @dataclass
@@ -95,7 +99,9 @@ class ThresholdConfig:
 
     threshold: float = 0.5  # the global threshold, and the fall-back per label
     threshold_strategy: str = "auto"  # auto | fixed | global | per_label (README: Thresholds)
+    threshold_objective: str = "micro"  # micro | macro | samples: the F1 that tuning maximises
     min_dev_positives: int = 5  # per-label tuning only for labels with this many dev positives
+    threshold_prior_positives: float = 10.0  # per-label thresholds move n/(n+this) of the way from the global one
     at_least_one: bool = False  # predict the top label when no score passes its threshold
 
 

@@ -29,24 +29,27 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import baseline as baseline_lib
 from . import encoder as encoder_lib
 from .config import RunConfig
 from .client import prediction_rows
 from .distribute import Cluster, make_strategy
 from .data import Examples, LabelVocab, read_examples
 from .files import write_json, write_text
-from .losses import make_loss
+from .losses import LOSSES, make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import TokenDropout, make_dataset, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
-from .thresholds import Thresholds, final_decisions, tune_thresholds
+from .heads import resolve_pooling
+from .thresholds import OBJECTIVES, Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
+PRETRAINED_HEAD_LR = 1e-3  # the head is new over a pretrained encoder: it learns at a from-scratch rate
 
 
 def demo_file(split: str) -> str:
@@ -91,7 +94,8 @@ class Run:
         y_dev, predicted = self.labels.multi_hot(dev.labels), self.infer(dev.texts)
         if not self.model.head.decodes_labels:
             self.thresholds = tune_thresholds(y_dev, predicted["scores"], th.threshold_strategy, th.threshold,
-                                              th.min_dev_positives, th.at_least_one)
+                                              th.min_dev_positives, th.at_least_one, th.threshold_objective,
+                                              th.threshold_prior_positives)
             self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
         return self._metrics(y_dev, predicted)
 
@@ -193,10 +197,29 @@ def train(cfg: RunConfig, head_cls) -> Run | None:
     log.info("strategy: %s", cluster.describe())
     run_dir, chief_dir = _worker_dirs(cfg, cluster)
     try:
+        check_options(cfg)
         return _train(cfg, head_cls, cluster, run_dir, chief_dir)
     finally:
         if not cluster.is_chief:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def check_options(cfg: RunConfig):
+    """Options with a fixed set of values or a range, checked before any work (a typo found after a
+    whole training run costs the run)."""
+    t, th = cfg.train, cfg.thresholds
+    if th.threshold_objective not in OBJECTIVES:
+        raise ValueError(f"--threshold-objective {th.threshold_objective!r}: use {', '.join(OBJECTIVES)}")
+    if t.loss not in LOSSES:
+        raise ValueError(f"--loss {t.loss!r}: use {', '.join(LOSSES)}")
+    baseline_lib.wanted(t.baseline, 0, 0)  # raises for an unknown choice
+    for name, value in (("--learning-rate", t.learning_rate), ("--head-learning-rate", t.head_learning_rate)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} {value}: give a positive rate, e.g. 1e-3")
+    if th.threshold_prior_positives < 0:
+        raise ValueError(f"--threshold-prior-positives {th.threshold_prior_positives}: give 0 (no shrinkage) or more")
+    if "pooling" in cfg.head and cfg.head["pooling"] != "auto":
+        resolve_pooling(cfg.head["pooling"], False)  # raises for an unknown pooling
 
 
 def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:
@@ -222,6 +245,10 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         log.info("encoder: %s", enc.description)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
+    if cfg.train.head_learning_rate is None:
+        cfg.train.head_learning_rate = PRETRAINED_HEAD_LR if pretrained else cfg.train.learning_rate
+    if "pooling" in cfg.head and not resuming:
+        cfg.head["pooling"] = resolve_pooling(cfg.head["pooling"], bool(pretrained))
     t = cfg.train
     drop = TokenDropout.for_preprocessor(pre, t.token_dropout) if t.token_dropout else None
     if cfg.encoder.pretrain_epochs > 0 and not resuming:
@@ -249,10 +276,12 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     loss_fn = make_loss(t.loss, y_train.sum(0), len(y_train), t.focal_gamma, t.focal_alpha, t.asl_gamma_pos,
                         t.asl_gamma_neg, t.asl_clip, t.cb_beta, t.pos_weight_max)
     steps = -(-len(train_ex) // d.batch_size)
-    log.info("training on %d examples (%d steps/epoch), dev %d, test %d, %d labels, lr %g, loss %s",
+    log.info("training on %d examples (%d steps/epoch), dev %d, test %d, %d labels, lr %g (head %g), loss %s",
              len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(labels),
-             t.learning_rate, t.loss)
-    trainer = Trainer(model, loss_fn, t, steps, t.learning_rate, cluster)
+             t.learning_rate, t.head_learning_rate, t.loss)
+    baseline = fit_baseline(cfg, train_ex, dev_ex, test_ex, labels) if cluster.is_chief else None
+    trainer = Trainer(model, loss_fn, t, steps, t.learning_rate, cluster, head_learning_rate=t.head_learning_rate,
+                      objective=cfg.thresholds.threshold_objective)
     trainer.fit(lambda epoch: make_dataset(train_ex.texts, targets, pre, d.batch_size, shuffle=True,
                                            seed=t.seed, epoch=epoch, token_dropout=drop),
                 text_dataset(dev_ex.texts, pre, d.batch_size), y_dev, run_dir, resume=t.resume,
@@ -271,10 +300,64 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         print(format_metrics(test_metrics, f"test: {d.test_file}"), flush=True)
     else:
         log.warning("no --test-file: metrics.json is not written (dev metrics are in dev_metrics.json)")
+    if baseline is not None:
+        split, ours = ("test", test_metrics) if test_ex is not None else ("dev", dev_metrics)
+        line, wins = baseline_verdict(ours, baseline, split)
+        baseline["verdict"] = line
+        write_json(os.path.join(run_dir, "baseline_metrics.json"), baseline)
+        if wins:
+            print(line, flush=True)
+        else:
+            log.warning(line)
     if t.export:
         print(f"exported {run.export(os.path.join(run_dir, 'export'))}", flush=True)
     print(f"run folder: {run_dir}", flush=True)
     return run
+
+
+def fit_baseline(cfg: RunConfig, train_ex: Examples, dev_ex: Examples, test_ex: Examples | None,
+                 labels: LabelVocab) -> dict | None:
+    """TF-IDF + LR on the run's data (`baseline.TfidfBaseline`), thresholds tuned on dev with the
+    run's rule -> {"dev": metrics, "test": metrics, "seconds": ...}; None when `--baseline` leaves it out."""
+    if not baseline_lib.wanted(cfg.train.baseline, len(train_ex), len(labels)):
+        if cfg.train.baseline == "auto":
+            log.info("--baseline auto: %d training texts x %d labels is too large for a quick TF-IDF baseline; "
+                     "--baseline tfidf fits it anyway", len(train_ex), len(labels))
+        return None
+    start = time.time()
+    model = baseline_lib.TfidfBaseline().fit(train_ex.texts, labels.multi_hot(train_ex.labels))
+    th = cfg.thresholds
+    y_dev, dev_scores = labels.multi_hot(dev_ex.labels), model.scores(dev_ex.texts)
+    log.info("baseline: tuning the TF-IDF + LR thresholds on dev with the run's rule")
+    rule = tune_thresholds(y_dev, dev_scores, th.threshold_strategy, th.threshold, th.min_dev_positives,
+                           th.at_least_one, th.threshold_objective, th.threshold_prior_positives)
+
+    def metrics(y, scores):
+        decisions = final_decisions({"scores": scores}, rule.values, rule.at_least_one).numpy()
+        return multilabel_metrics(y, scores, decisions, labels.names, rule.values)
+
+    out = {"model": "TF-IDF + one-vs-rest logistic regression (C=10, balanced)", "thresholds": rule.strategy,
+           "dev": metrics(y_dev, dev_scores)}
+    if test_ex is not None:
+        out["test"] = metrics(labels.multi_hot(test_ex.labels), model.scores(test_ex.texts))
+    out["seconds"] = round(time.time() - start, 1)
+    print(f"baseline (TF-IDF + LR, {out['seconds']:.0f} s): dev micro-F1 {out['dev']['micro_f1']:.4f}, "
+          f"macro-F1 {out['dev']['macro_f1']:.4f}", flush=True)
+    return out
+
+
+def baseline_verdict(ours: dict, baseline: dict, split: str) -> tuple[str, bool]:
+    """(a line comparing `ours` with the baseline's metrics on `split`, whether ours wins on both F1s)."""
+    base = baseline[split]
+    worse = [k for k in ("micro_f1", "macro_f1") if ours[k] <= base[k]]
+    line = (f"{split}: this model micro-F1 {ours['micro_f1']:.4f}, macro-F1 {ours['macro_f1']:.4f}; "
+            f"TF-IDF + LR baseline {base['micro_f1']:.4f}, {base['macro_f1']:.4f}")
+    if worse:
+        names = {"micro_f1": "micro-F1", "macro_f1": "macro-F1"}
+        return line + (f". The baseline is as good or better on {' and '.join(names[k] for k in worse)}"
+                       ": more epochs, --head-learning-rate, --loss or --threshold-objective macro may help "
+                       "(README: Training)"), False
+    return line + ". This model beats the baseline on both.", True
 
 
 def load_run(run_dir: str, head_cls, package: str) -> Run:

@@ -34,13 +34,20 @@ def test_train_writes_the_run_folder(trained):
     assert metrics["num_examples"] == len(REVIEWS)
     thresholds = json.loads((run / "thresholds.json").read_text())  # the default rule, auto, says what it chose
     assert thresholds["strategy"] in ("global", "per_label")
-    assert set(thresholds["auto_held_out_micro_f1"]) == {"global", "per_label"}
+    assert set(thresholds["auto_held_out_f1"]) == {"global", "per_label"} and thresholds["objective"] == "micro"
     assert (run / "labels.txt").read_text(encoding="utf-8").split() == ["价格", "制热", "噪音", "外观"]
     err = trained["proc"].stderr
     assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent
     assert "test:" in trained["proc"].stdout and "micro_f1" in trained["proc"].stdout
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
+    config = json.loads((run / "config.json").read_text())  # options resolved from the encoder, recorded
+    assert config["head"]["pooling"] == "attention"  # --pooling auto, from scratch
+    assert config["train"]["head_learning_rate"] == config["train"]["learning_rate"]
+    baseline = json.loads((run / "baseline_metrics.json").read_text())  # --baseline auto: small data
+    assert {"dev", "test", "verdict", "seconds"} <= set(baseline)
+    assert baseline["test"]["num_examples"] == len(REVIEWS)
+    assert baseline["verdict"] in trained["proc"].stdout + err  # said in the run's own output
 
 
 def test_eval_predict_export_commands(trained):

@@ -1,0 +1,87 @@
+"""--pooling (cls, mean, attention; auto resolved from the encoder) and the TF-IDF baseline guard."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from classifier_multi_label.baseline import TfidfBaseline, mostly_cjk, wanted
+from classifier_multi_label.heads import PooledHead, Pooling, resolve_pooling
+from classifier_multi_label.run import baseline_verdict
+
+SEQ = tf.random.normal([2, 5, 4], seed=1)  # [batch, length, hidden]
+MASK = tf.constant([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+
+
+def outputs(seq=SEQ):
+    return {"sequence_output": seq, "pooled_output": tf.fill([2, 4], 7.0)}
+
+
+def test_cls_pooling_is_the_backbones_pooled_output():
+    np.testing.assert_array_equal(Pooling("cls")(outputs(), MASK).numpy(), np.full([2, 4], 7.0))
+
+
+@pytest.mark.parametrize("mode", ["mean", "attention"])
+def test_pooling_reads_only_the_real_tokens(mode):
+    pool = Pooling(mode)
+    before = pool(outputs(), MASK).numpy()
+    noisy = tf.where(tf.cast(MASK, bool)[:, :, None], SEQ, 100.0)  # whatever the encoder put at padding
+    np.testing.assert_allclose(pool(outputs(noisy), MASK).numpy(), before, rtol=1e-6)
+    if mode == "mean":
+        np.testing.assert_allclose(before[0], SEQ.numpy()[0, :3].mean(0), rtol=1e-6)
+    else:  # a convex combination of the real tokens: inside their range
+        real = SEQ.numpy()[0, :3]
+        assert np.all(before[0] >= real.min(0) - 1e-6) and np.all(before[0] <= real.max(0) + 1e-6)
+
+
+def test_attention_pooling_learns_which_token_matters():
+    """Only the token at a random position tells the label: attention must learn to weight it."""
+    rng = np.random.default_rng(0)
+    n, length = 256, 6
+    seq = rng.normal(0, 1, (n, length, 4)).astype("float32")
+    seq[:, :, 0] = 0.0
+    where = rng.integers(0, length, n)
+    y = rng.integers(0, 2, n).astype("float32")
+    seq[np.arange(n), where, 0] = 1.0  # a marker: "this token carries the label" ...
+    seq[np.arange(n), where, 1] = 4 * y - 2  # ... and its second feature is the label
+    head = PooledHead(1, dropout=0.0, pooling="attention")
+    opt = tf.keras.optimizers.Adam(0.05)
+    x = {"sequence_output": tf.constant(seq), "pooled_output": tf.zeros([n, 4])}
+    mask = tf.ones([n, length], tf.int32)
+    for _ in range(150):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y[:, None], head(x, mask, training=True)))
+        opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+    accuracy = float(np.mean((head(x, mask).numpy()[:, 0] > 0) == (y > 0.5)))
+    assert accuracy > 0.95  # mean pooling dilutes the marked token among five noisy ones
+
+
+def test_auto_pooling_depends_on_the_encoder():
+    assert resolve_pooling("auto", pretrained=True) == "cls"
+    assert resolve_pooling("auto", pretrained=False) == "attention"
+    assert resolve_pooling("mean", pretrained=True) == "mean"
+    with pytest.raises(ValueError, match="--pooling 'max': use auto, cls, mean, attention"):
+        resolve_pooling("max", pretrained=False)
+
+
+def test_the_baseline_picks_features_by_script_and_scores_probabilities():
+    assert mostly_cjk(["制热很快，声音有点大"]) and not mostly_cjk(["the heater is loud"])
+    texts = ["制热很快", "声音很大", "加热快", "噪音大"] * 5
+    y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]] * 5)
+    scores = TfidfBaseline().fit(texts, y).scores(["制热", "声音"])
+    assert scores.shape == (2, 2) and np.all((scores >= 0) & (scores <= 1))
+    assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
+
+
+def test_baseline_auto_runs_only_where_it_is_quick():
+    assert wanted("auto", 10_000, 65) and not wanted("auto", 500_000, 100)
+    assert wanted("tfidf", 500_000, 100) and not wanted("none", 10, 2)
+    with pytest.raises(ValueError, match="--baseline 'tf-idf': use auto, tfidf, none"):
+        wanted("tf-idf", 10, 2)
+
+
+def test_the_verdict_says_where_the_baseline_wins():
+    base = {"test": {"micro_f1": 0.53, "macro_f1": 0.46}}
+    line, wins = baseline_verdict({"micro_f1": 0.61, "macro_f1": 0.45}, base, "test")
+    assert not wins and "better on macro-F1" in line and "0.4600" in line
+    line, wins = baseline_verdict({"micro_f1": 0.61, "macro_f1": 0.50}, base, "test")
+    assert wins and "beats the baseline on both" in line

@@ -66,12 +66,15 @@ class TfidfBaseline:
                 TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=min_df),
                 TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=min_df))
         x = self.vectorizer.fit_transform(texts)
+        y = np.asarray(y).astype(int)
+        # Labels in parallel on every core (training has not started), unless worker start-up would cost more.
+        n_jobs = -1 if y.size > 100_000 else 1
         self.classifier = OneVsRestClassifier(
-            LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter))
+            LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter), n_jobs=n_jobs)
         with warnings.catch_warnings():  # a label with no training positive gets a constant 0: fine
             warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
             warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
-            self.classifier.fit(x, np.asarray(y).astype(int))
+            self.classifier.fit(x, y)
         return self
 
     def scores(self, texts) -> np.ndarray:

@@ -101,7 +101,10 @@ class TextPreprocessor(keras.layers.Layer):
         return "vocab.txt"
 
     def call(self, texts):
-        # texts: [batch] string
+        # texts: [batch] string. A NUL character splits words, as in eager mode: keras-hub's tokenizer
+        # in a graph (tf.data, the train step) dropped the rest of the text after it, so training and
+        # prediction saw "a" where the export saw "a b" for "a\x00b".
+        texts = tf.strings.regex_replace(texts, "\\x00", " ")
         token_ids, padding_mask = self.packer(self.tokenizer(texts))  # [batch, sequence_length]
         # Dynamic padding: keep the longest row, rounded up to a multiple (few distinct shapes).
         longest = tf.reduce_max(tf.reduce_sum(tf.cast(padding_mask, tf.int32), axis=1))

@@ -113,3 +113,15 @@ def test_token_dropout_bad_rate_and_vocabulary_without_mask_are_clear_errors():
     no_mask = TextPreprocessor.from_vocabulary([t for t in VOCAB if t != "[MASK]"], sequence_length=8)
     with pytest.raises(ValueError, match="--token-dropout: the vocabulary has no mask token"):
         TokenDropout.for_preprocessor(no_mask, rate=0.1)
+
+
+def test_a_nul_character_tokenizes_alike_in_tf_data_and_eagerly():
+    """keras-hub's tokenizer inside a graph cut texts at a NUL; eager calls and the export did not."""
+    pre = TextPreprocessor.from_vocabulary(build_vocabulary(["a b ctrl"] * 3, 50), sequence_length=16)
+    texts = ["a\x00b ctrl", "\x00\x01\x07\x1b[31m\x7f ctrl"]
+    eager = pre(tf.constant(texts))["token_ids"].numpy()
+    from classifier_multi_label.pipeline import text_dataset
+
+    in_data = np.concatenate([x["token_ids"].numpy() for x in text_dataset(texts, pre, 2)])
+    np.testing.assert_array_equal(in_data, eager)
+    np.testing.assert_array_equal(eager[0], pre(tf.constant(["a b ctrl"]))["token_ids"].numpy()[0])  # NUL: a space

@@ -2,8 +2,8 @@
 
     python bench/objectives.py --model-dir bench/runs/goemotions-classifier_multi_label_textcnn-minilm
 
-The model (and so its best epoch, chosen with the run's own objective) stays fixed: only the
-thresholds change. For each `--threshold-objective` (micro, macro, samples) and each
+The model (and so its best epoch, chosen with the run's own objective) stays fixed and scores dev
+and test once; only the thresholds change. The run folder is not written. For each `--threshold-objective` (micro, macro, samples) and each
 `--threshold-prior-positives` given, the run's strategy (`auto` by default) is tuned on the run's dev
 file and applied once to its test file. Prints a markdown table; `--json` writes the rows too.
 """
@@ -22,7 +22,8 @@ from accuracy import package_heads  # noqa: E402
 
 from classifier_multi_label.config import RunConfig  # noqa: E402
 from classifier_multi_label.data import read_examples  # noqa: E402
-from classifier_multi_label.thresholds import OBJECTIVES  # noqa: E402
+from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
+from classifier_multi_label.thresholds import OBJECTIVES, decide, tune_thresholds  # noqa: E402
 
 
 def main():
@@ -37,21 +38,18 @@ def main():
     package = RunConfig.load(os.path.join(args.model_dir, "config.json")).package
     run = load_run(args.model_dir, package_heads()[package], package)
     dev, test = read_examples(run.config.data.dev_file), read_examples(run.config.data.test_file)
+    y_dev, y_test = run.labels.multi_hot(dev.labels), run.labels.multi_hot(test.labels)
+    dev_scores, test_scores = run.scores(dev.texts), run.scores(test.texts)  # the model once; rules many times
     th = run.config.thresholds
-    th.threshold_strategy = args.strategy
-    saved = os.path.join(args.model_dir, "thresholds.json")
-    with open(saved, encoding="utf-8") as fh:
-        original = fh.read()  # tune_thresholds rewrites it: put the run's own back afterwards
     rows = []
     for objective in OBJECTIVES:
         for prior in args.prior_positives:
-            th.threshold_objective, th.threshold_prior_positives = objective, prior
-            run.tune_thresholds(dev)
-            m = run.evaluate(test)
-            rows.append({"objective": objective, "prior_positives": prior, "rule": run.thresholds.strategy,
+            rule = tune_thresholds(y_dev, dev_scores, args.strategy, th.threshold, th.min_dev_positives,
+                                   th.at_least_one, objective, prior)
+            decisions = decide(test_scores, rule.values, rule.at_least_one).numpy()
+            m = multilabel_metrics(y_test, test_scores, decisions, run.labels.names, rule.values)
+            rows.append({"objective": objective, "prior_positives": prior, "rule": rule.strategy,
                          **{k: m[k] for k in ("micro_f1", "macro_f1", "samples_f1", "macro_labels")}})
-    with open(saved, "w", encoding="utf-8") as fh:
-        fh.write(original)
     print(f"| {args.model_dir} | rule chosen | test micro-F1 | test macro-F1 | test samples-F1 |")
     print("|---|---|---|---|---|")
     for r in rows:

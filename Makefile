@@ -13,7 +13,7 @@ $(STAMP): setup.py
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-.PHONY: install demo test test-all
+.PHONY: install demo test test-all lint
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -22,8 +22,12 @@ demo: $(STAMP)
 # The default suite (what CI runs); `make test-all` adds the tests marked slow.
 # pytest exits 5 when it collects no test: a suite that ran nothing has not passed.
 test: $(STAMP)
-	@$(PY) -m pytest -q -m "not slow"; rc=$$?; \
+	@$(PY) -m pytest -q -m "not slow" -rs --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff, configured in ruff.toml; .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .

@@ -17,6 +17,27 @@ setup(
         "classifier_multi_label_seq2seq", "contrib", "contrib.*",
     ]),
     package_data={"classifier_multi_label": ["demo_data/*.csv"]},
+    # Heads by name (classifier_multi_label.registry); the module is the run's package.
+    entry_points={
+        "classifier_multi_label.heads": [
+            "sigmoid = classifier_multi_label:PooledHead",
+            "textcnn = classifier_multi_label_textcnn:TextCNNHead",
+            "denses = classifier_multi_label_denses:DensesHead",
+            "seq2seq = classifier_multi_label_seq2seq:Seq2SeqHead",
+            "label_mask = contrib.label_mask:LabelMaskHead",
+            "prototype_contrastive = contrib.prototype_contrastive:PrototypeContrastiveHead",
+        ],
+        # Their options, importable without TensorFlow (`--help` answers at once).
+        "classifier_multi_label.head_options": [
+            "sigmoid = classifier_multi_label.head_options:PooledOptions",
+            "textcnn = classifier_multi_label.head_options:TextCNNOptions",
+            "denses = classifier_multi_label_denses.options:DensesOptions",
+            "seq2seq = classifier_multi_label_seq2seq.options:Seq2SeqOptions",
+            "label_mask = contrib.label_mask.options:LabelMaskOptions",
+            "prototype_contrastive = contrib.prototype_contrastive.options:PrototypeContrastiveOptions",
+        ],
+        "console_scripts": ["classifier-multi-label = classifier_multi_label.cli:main"],
+    },
     install_requires=[
         "tensorflow==2.21.*",
         "tensorflow-text==2.21.*",  # must match TensorFlow's minor version
@@ -28,7 +49,8 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorflow-serving-api==2.21.*"],  # the gRPC client's tests
+        # the gRPC client's tests, DataFrame input, the linter
+        "test": ["pytest>=8", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6"],
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [
             "matplotlib>=3.8",

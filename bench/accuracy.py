@@ -85,7 +85,8 @@ def our_package(dataset, package, head_cls, args, out_dir):
     from classifier_multi_label.run import train
 
     options = json.loads(args.head_options)
-    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder, options.get("head"),
+    cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder,
+                                                        options.get("classifier"),
                                                         args.pretrain_epochs, args.tag))
     shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
     d = os.path.join(DATA, dataset)
@@ -249,7 +250,7 @@ def main():
     p.add_argument("--tag", default=None,
                    help="a name for this budget's variant (run folder suffix and table row), e.g. e30-len256")
     p.add_argument("--head-options", default="{}",
-                   help='JSON of head options for the packages trained now, e.g. \'{"head": "textcnn"}\'')
+                   help='JSON of head options for the packages trained now, e.g. \'{"classifier": "textcnn"}\'')
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -273,7 +274,7 @@ def main():
             previous = {k: v for k, v in json.load(fh)["results"].items() if k not in results}
     fresh = {}
     for package, head_cls in package_heads().items():
-        for inner in (None, "pooled", "textcnn") if "head" in dataclasses.asdict(head_cls.options()) else (None,):
+        for inner in (None, "pooled", "textcnn") if "classifier" in dataclasses.asdict(head_cls.options()) else (None,):
             folder = run_dir(runs, args.dataset, package, args.encoder, inner)
             for variant in [folder] + sorted(glob.glob(folder + "-*")):
                 if os.path.exists(os.path.join(variant, "metrics.json")):
@@ -300,16 +301,10 @@ def main():
 
 
 def package_heads():
-    from classifier_multi_label.heads import PooledHead
-    from classifier_multi_label_denses import DensesHead
-    from classifier_multi_label_seq2seq import Seq2SeqHead
-    from classifier_multi_label_textcnn import TextCNNHead
-    from contrib.label_mask import LabelMaskHead
-    from contrib.prototype_contrastive import PrototypeContrastiveHead
+    """{package: head class} of every registered head (classifier_multi_label.registry)."""
+    from classifier_multi_label import registry
 
-    return {"classifier_multi_label": PooledHead, "classifier_multi_label_textcnn": TextCNNHead,
-            "classifier_multi_label_denses": DensesHead, "classifier_multi_label_seq2seq": Seq2SeqHead,
-            "contrib.label_mask": LabelMaskHead, "contrib.prototype_contrastive": PrototypeContrastiveHead}
+    return {registry.package_of(name): registry.head_class(name) for name in registry.names()}
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python bench/objectives.py --model-dir bench/runs/goemotions-classifier_multi_label_textcnn-minilm
 
 The model (and so its best epoch, chosen with the run's own objective) stays fixed and scores dev
-and test once; only the thresholds change. The run folder is not written. For each `--threshold-objective` (micro, macro, samples) and each
+and test once; only the thresholds change. The run folder is not written. For each
+`--threshold-objective` (micro, macro, samples) and each
 `--threshold-prior-positives` given, the run's strategy (`auto` by default) is tuned on the run's dev
 file and applied once to its test file. Prints a markdown table; `--json` writes the rows too.
 """

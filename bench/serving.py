@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 
 from classifier_multi_label.config import RunConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
-from classifier_multi_label.heads import PooledHead  # noqa: E402
+from classifier_multi_label.head import PooledHead  # noqa: E402
 from classifier_multi_label.model import MultiLabelClassifier, dtype_policy, resolve_precision  # noqa: E402
 from classifier_multi_label.run import Run, demo_file  # noqa: E402
 from classifier_multi_label.serving import export_run  # noqa: E402

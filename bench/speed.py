@@ -107,8 +107,8 @@ def build_ours(package, seq_len):
     from classifier_multi_label.data import LabelVocab
     from classifier_multi_label.model import MultiLabelClassifier, dtype_policy, resolve_precision
 
-    head_cls = {"classifier_multi_label": "classifier_multi_label.heads:PooledHead",
-                "classifier_multi_label_textcnn": "classifier_multi_label.heads:TextCNNHead",
+    head_cls = {"classifier_multi_label": "classifier_multi_label.head:PooledHead",
+                "classifier_multi_label_textcnn": "classifier_multi_label.head:TextCNNHead",
                 "classifier_multi_label_denses": "classifier_multi_label_denses:DensesHead",
                 "classifier_multi_label_seq2seq": "classifier_multi_label_seq2seq:Seq2SeqHead"}[package]
     module, name = head_cls.split(":")
@@ -289,7 +289,8 @@ def main():
         out.update({k: base[k] for k in ("train_examples_per_s", "infer_examples_per_s", "train_fraction_of_peak")})
         out["matmul_gflops"] = out["matmul_float32_gflops"]
     if base and hf:
-        out.update(hf_train_examples_per_s=hf["train_examples_per_s"], hf_infer_examples_per_s=hf["infer_examples_per_s"],
+        out.update(hf_train_examples_per_s=hf["train_examples_per_s"],
+                   hf_infer_examples_per_s=hf["infer_examples_per_s"],
                    train_vs_hf=round(base["train_examples_per_s"] / hf["train_examples_per_s"], 2),
                    infer_vs_hf=round(base["infer_examples_per_s"] / hf["infer_examples_per_s"], 2))
     if args.json:
@@ -309,7 +310,8 @@ def main():
                 print(f"| {name} | {how} | {r['train_examples_per_s']} | {r['train_fraction_of_peak']:.0%} | "
                       f"{r['infer_examples_per_s']} | {r['infer_fraction_of_peak']:.0%} | {r['peak_rss_mb']} |")
     if "train_vs_hf" in out:
-        print(f"\nbaseline vs transformers at sequence 60: training {out['train_vs_hf']}x, inference {out['infer_vs_hf']}x")
+        print(f"\nbaseline vs transformers at sequence 60: training {out['train_vs_hf']}x, "
+              f"inference {out['infer_vs_hf']}x")
 
 
 if __name__ == "__main__":

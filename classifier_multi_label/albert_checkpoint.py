@@ -20,10 +20,12 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     pass
 
 

@@ -24,10 +24,12 @@ import warnings
 
 import numpy as np
 
+from .config import BASELINES as CHOICES
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 AUTO_MAX_CELLS = 2_000_000  # --baseline auto: fit it when train rows x labels is at most this (about a minute)
-CHOICES = ("auto", "tfidf", "none")
 
 
 def mostly_cjk(texts, sample: int = 2000) -> bool:
@@ -41,7 +43,7 @@ def mostly_cjk(texts, sample: int = 2000) -> bool:
 def wanted(choice: str, num_train: int, num_labels: int) -> bool:
     """Whether `--baseline choice` fits the baseline for this data."""
     if choice not in CHOICES:
-        raise ValueError(f"--baseline {choice!r}: use {', '.join(CHOICES)}")
+        raise UserError(f"--baseline {choice!r}: use {', '.join(CHOICES)}")
     return choice == "tfidf" or (choice == "auto" and num_train * num_labels <= AUTO_MAX_CELLS)
 
 

@@ -1,8 +1,12 @@
 """Command-line entry points shared by every package: each package's train.py, eval.py, predict.py
-and export.py is a few lines naming its head and calling one of these.
+and export.py is a few lines naming its head and calling one of these; ``python -m
+classifier_multi_label {train,eval,predict,export} --head NAME ...`` (or the ``classifier-multi-label``
+console script) reaches the same functions for any registered head.
 
-User errors (bad data, a wrong path, a run folder from another package) print one clear message
-and exit with status 2, without a traceback.
+Parsing and ``--help`` import no TensorFlow. Errors of the project's user-error type
+(`errors.UserError`: bad data, options, paths, a run folder from another package) and missing or
+unwritable files print one clear message and exit with status 2; any other exception is a bug and
+shows its traceback.
 """
 
 from __future__ import annotations
@@ -13,19 +17,48 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 
-from .config import parse_config
-from .data import DataError, read_examples
-from .client import ServingError
-from .encoder import EncoderError
-from .metrics import format_metrics
+from . import registry
+from .config import TOKENIZERS, Parser, parse_config
+from .errors import UserError
 
 log = logging.getLogger("classifier_multi_label")
-USER_ERRORS = (DataError, EncoderError, FileExistsError, FileNotFoundError, ServingError, ValueError)
+USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+COMMANDS = ("train", "eval", "predict", "export")
+# TensorFlow's C++ start-up lines (absl logs them before TF_CPP_MIN_LOG_LEVEL applies): not for users.
+TF_CHATTER = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuda_executor|cuInit|cpu_feature_guard|"
+                        r"oneDNN custom operations|TF-TRT|Unable to register cu|computation_placer|"
+                        r"rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized")
+
+
+def load_tensorflow():
+    """Imports TensorFlow (and looks for devices, which logs too) with its C++ start-up lines removed
+    from standard error; any other line it writes there is passed on."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not TF_CHATTER.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _setup_logging():
+    load_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
     for noisy in ("tensorflow", "absl", "h5py"):
@@ -43,34 +76,62 @@ def _user_errors(fn):
     return wrapper
 
 
+def _head(head, package=None):
+    """(head class or None, its registered name, its package) from a class or a name; the class is
+    imported only when it is one already (a name stays a name until the work starts)."""
+    if isinstance(head, str):
+        return None, head, registry.package_of(head)
+    name = registry.name_of(head)
+    return head, name, package or registry.package_of(name)
+
+
+def _prog(package: str, command: str) -> str:
+    return f"{package.replace('.', '/')}/{command}.py"
+
+
 @_user_errors
-def train(head_cls, package: str, argv=None):
-    """`<package>/train.py`: train, evaluate, tune thresholds, export."""
+def train(head, package: str | None = None, argv=None):
+    """`<package>/train.py`: train, evaluate, tune thresholds, export. `head`: its name or class."""
+    head_cls, name, package = _head(head, package)
+    options = head_cls.options if head_cls is not None else registry.options_class(name)
+    cfg = parse_config(argv, package, options, description=f"Train a {package} model ({name} head): train, "
+                       "tune thresholds on dev, evaluate on test, export a SavedModel.", prog=_prog(package, "train"))
+    cfg.head_name = name
+    _setup_logging()
     from .run import train as train_run
 
-    cfg = parse_config(argv, package, head_cls.options, description=f"Train a {package} model.")
-    _setup_logging()
-    train_run(cfg, head_cls)
+    train_run(cfg, head_cls or registry.head_class(name))
 
 
-def _model_dir_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model-dir", required=True, help="a run folder written by train.py")
-    return parser
+def _model_dir_parser(head, package, command: str, description: str) -> tuple:
+    """(a parser with --model-dir for `command`, the package) of eval.py and export.py."""
+    _, _, package = _head(head, package)
+    parser = Parser(description=description, prog=_prog(package, command))
+    parser.add_argument("--model-dir", required=True, metavar="DIR", help="a run folder written by train.py")
+    return parser, package
+
+
+def _load(model_dir: str, package: str):
+    from .run import load_run
+
+    return load_run(model_dir, package=package)
 
 
 @_user_errors
-def evaluate(head_cls, package: str, argv=None):
+def evaluate(head, package: str | None = None, argv=None):
     """`<package>/eval.py --model-dir D --test-file F`: metrics of a trained run on a labelled file."""
-    from .files import write_json
-    from .run import _read, load_run
-
-    parser = _model_dir_parser("Evaluate a trained run on a labelled file.")
-    parser.add_argument("--test-file", required=True)
-    parser.add_argument("--output", help="write the metrics JSON here (default: print only)")
+    parser, package = _model_dir_parser(head, package, "eval", "Evaluate a trained run on a labelled file "
+                                        "(thresholds as tuned on dev).")
+    parser.add_argument("--test-file", required=True, metavar="FILE",
+                        help="labelled data in the run's format (hellonlp CSV, one-hot CSV, jsonl or tsv)")
+    parser.add_argument("--output", metavar="FILE", help="write the metrics JSON here (default: print only)")
     args = parser.parse_args(argv)
     _setup_logging()
-    run = load_run(args.model_dir, head_cls, package)
+    from .files import write_json
+    from .metrics import format_metrics
+    from .run import _read
+
+    run = _load(args.model_dir, package)
     metrics = run.evaluate(_read(args.test_file, run.config))
     print(format_metrics(metrics, f"{args.test_file}"))
     if args.output:
@@ -79,6 +140,8 @@ def evaluate(head_cls, package: str, argv=None):
 
 def read_texts(path: str, encoding: str = "utf-8") -> list:
     """Texts to predict: `-` (stdin) or a .txt file, one per line; a .jsonl/.csv/.tsv data file."""
+    from .data import DataError, read_examples
+
     if path == "-":
         return [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if path.endswith((".jsonl", ".csv", ".tsv", ".json")):
@@ -97,29 +160,36 @@ def read_texts(path: str, encoding: str = "utf-8") -> list:
 
 
 @_user_errors
-def predict(head_cls, package: str, argv=None):
+def predict(head, package: str | None = None, argv=None):
     """`<package>/predict.py --model-dir D | --server URL | --grpc HOST:PORT [--input F|-]`: JSON lines
     of labels and scores, from a run folder in this process or from a model TF Serving serves."""
-    parser = argparse.ArgumentParser(description="Predict labels for texts; prints JSON lines.")
+    _, _, package = _head(head, package)
+    parser = Parser(description="Predict labels for texts; prints one JSON line per text.",
+                                     prog=_prog(package, "predict"))
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model-dir", help="a run folder written by train.py")
-    where.add_argument("--server", help="TF Serving's REST address, e.g. http://localhost:8501")
-    where.add_argument("--grpc", help="TF Serving's gRPC address, e.g. localhost:8500 (pip install -e '.[serving]')")
+    where.add_argument("--model-dir", metavar="DIR", help="a run folder written by train.py")
+    where.add_argument("--server", metavar="URL", help="TF Serving's REST address, e.g. http://localhost:8501")
+    where.add_argument("--grpc", metavar="HOST:PORT",
+                       help="TF Serving's gRPC address, e.g. localhost:8500 (pip install -e '.[serving]')")
     parser.add_argument("--model-name", help="the served model's name (with --server/--grpc)")
-    parser.add_argument("--model-version", type=int, help="a version to ask for (default: the server's latest)")
+    parser.add_argument("--model-version", type=int, metavar="N",
+                        help="a version to ask for (default: the server's latest)")
     parser.add_argument("--request-format", choices=("row", "columnar"), default="row",
-                        help="REST body: instances (row) or inputs (columnar)")
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per request")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument("--retries", type=int, default=3, help="retries after a connection failure or 5xx/UNAVAILABLE")
-    parser.add_argument("--input", default="-", help="a text file (one text per line), a data file, or - for stdin")
-    parser.add_argument("--output", help="write JSON lines here instead of stdout")
+                        help="REST body: instances (row) or inputs (columnar) (default: row)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per request (default: 64)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="seconds per request (default: 30)")
+    parser.add_argument("--retries", type=int, default=3, metavar="N",
+                        help="retries after a connection failure or 5xx/UNAVAILABLE (default: 3)")
+    parser.add_argument("--input", default="-", metavar="FILE",
+                        help="a text file (one text per line), a data file, or - for stdin (default: -)")
+    parser.add_argument("--output", metavar="FILE", help="write JSON lines here (default: standard output)")
     args = parser.parse_args(argv)
-    _setup_logging()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr, force=True)
     if args.model_dir:
-        from .run import load_run
-
-        predictor = load_run(args.model_dir, head_cls, package)
+        _setup_logging()
+        predictor = _load(args.model_dir, package)
     else:
         from .client import GrpcClient, RestClient
 
@@ -141,24 +211,52 @@ def predict(head_cls, package: str, argv=None):
 
 
 @_user_errors
-def export(head_cls, package: str, argv=None):
+def export(head, package: str | None = None, argv=None):
     """`<package>/export.py --model-dir D --export-dir D [--version N]`: a TF Serving SavedModel."""
-    from .run import load_run
-    from .serving import TOKENIZERS, write_models_config
-
-    parser = _model_dir_parser("Export a trained run as a TF Serving SavedModel (raw text in).")
-    parser.add_argument("--export-dir", required=True, help="TF Serving's model base path; versions go below it")
-    parser.add_argument("--version", type=int, help="default: one more than the largest existing version")
+    parser, package = _model_dir_parser(head, package, "export", "Export a trained run as a TF Serving SavedModel "
+                                        "(raw text in, label names out).")
+    parser.add_argument("--export-dir", required=True, metavar="DIR",
+                        help="TF Serving's model base path; versions go below it")
+    parser.add_argument("--version", type=int, metavar="N",
+                        help="the version folder (default: one more than the largest existing version)")
     parser.add_argument("--tokenizer", choices=TOKENIZERS,
-                        help="auto (default: core TensorFlow ops when they give the same token ids), core, tf_text")
-    parser.add_argument("--models-config", help="add this model to a TF Serving --model_config_file (created if absent)")
+                        help="the graph's tokenizer (default: the run's --export-tokenizer; auto: core TensorFlow "
+                             "ops when they give the same token ids)")
+    parser.add_argument("--models-config", metavar="FILE",
+                        help="add this model to a TF Serving --model_config_file (created if absent)")
     parser.add_argument("--model-name", help="its name there (default: the export folder's name)")
-    parser.add_argument("--base-path", help="its base_path as the server sees it (default: /models/<model-name>)")
+    parser.add_argument("--base-path", metavar="PATH",
+                        help="its base_path as the server sees it (default: /models/<model-name>)")
     args = parser.parse_args(argv)
     _setup_logging()
-    run = load_run(args.model_dir, head_cls, package)
+    from .serving import write_models_config
+
+    run = _load(args.model_dir, package)
     print(run.export(args.export_dir, args.version, args.tokenizer))
     if args.models_config:
         name = args.model_name or os.path.basename(os.path.normpath(args.export_dir))
         write_models_config(args.models_config, name, args.base_path or f"/models/{name}")
         print(f"{args.models_config}: model {name!r}")
+
+
+def main(argv=None):
+    """`python -m classifier_multi_label {train,eval,predict,export} --head NAME ...`: any registered head's
+    commands (eval, predict and export read the head from the run folder; --head is checked against it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m classifier_multi_label", add_help=False, allow_abbrev=False,
+                                     description="Train, evaluate, predict with and export multi-label text "
+                                                 "classifiers. Add --help after a command for its options.")
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("--head", default="sigmoid", help="the head, by name (default: sigmoid): "
+                        "sigmoid, textcnn, denses, seq2seq, label_mask, prototype_contrastive, or a registered one")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return
+    args, rest = parser.parse_known_args(argv)
+    try:
+        package = registry.package_of(args.head)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    entry = {"train": train, "eval": evaluate, "predict": predict, "export": export}[args.command]
+    entry(args.head, package, rest)

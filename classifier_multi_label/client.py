@@ -26,12 +26,14 @@ import urllib.request
 
 import numpy as np
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("scores", "decisions", "label_names")
 
 
-class ServingError(Exception):
+class ServingError(UserError):
     """The server could not be reached or refused the request; the message says what to fix."""
 
 
@@ -74,7 +76,7 @@ class _Client:
             except _Retryable as e:
                 if attempt == self.retries:
                     raise ServingError(f"{self.target}: {e.reason} after {attempt + 1} attempt(s); is TF Serving "
-                                       f"running there (README: Export and TF Serving)?") from None
+                                       f"running there (docs/serving.md)?") from None
                 delay = self.backoff * 2 ** attempt
                 log.warning("%s: %s; retrying in %.1f s", self.target, e.reason, delay)
                 time.sleep(delay)
@@ -92,7 +94,7 @@ class RestClient(_Client):
     def __init__(self, server: str, model_name: str, request_format: str = "row", **kwargs):
         super().__init__(model_name, **kwargs)
         if request_format not in ("row", "columnar"):
-            raise ValueError(f"request format must be row or columnar, not {request_format!r}")
+            raise UserError(f"request format must be row or columnar, not {request_format!r}")
         if not server.startswith(("http://", "https://")):
             server = "http://" + server
         self.request_format = request_format

@@ -14,100 +14,151 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .errors import UserError
+
+# The fixed choices of options, here so that parsing and `--help` need no TensorFlow; the modules
+# that implement them import these.
+FORMATS = ("hellonlp", "onehot", "jsonl", "tsv")
+LOSSES = ("bce", "focal", "asl", "class_balanced", "pos_weight", "logit_adjusted")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+TOKENIZERS = ("auto", "core", "tf_text")
+BASELINES = ("auto", "tfidf", "none")
+THRESHOLD_STRATEGIES = ("auto", "fixed", "global", "per_label")
+OBJECTIVES = ("micro", "macro", "samples")
+POOLINGS = ("auto", "cls", "mean", "attention")
+
+
+def option(default=None, help: str = "", choices=None, factory=None, minimum=None, maximum=None,
+           below=None):  # noqa: A002 - argparse's word
+    """A configuration field declared once: default, help text, choices and range (`minimum` and
+    `maximum` inclusive, `below` exclusive) feed the dataclass, the command line (`--help`,
+    validation before any work), the Python API and config.json checks."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
+                "maximum": maximum, "below": below}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass
 class DataConfig:
     """Where the data is and how it becomes batches."""
 
-    train_file: Optional[str] = None  # None: the bundled demo data
-    dev_file: Optional[str] = None  # None: hold out `dev_fraction` of train
-    test_file: Optional[str] = None
-    label_file: Optional[str] = None  # None: labels of the training data, sorted
-    data_format: str = "auto"  # auto | hellonlp | onehot | jsonl | tsv
-    text_column: Optional[str] = None  # default per format: content / text
-    label_column: Optional[str] = None  # default per format: label / labels
-    label_separator: Optional[str] = None  # default per format: "/" (hellonlp), "," (tsv)
-    encoding: str = "utf-8"  # e.g. gbk for files saved by older Windows tools
-    dev_fraction: float = 0.1
-    max_seq_length: int = 128
-    batch_size: int = 16
-    pad_to_multiple_of: int = 16  # dynamic padding rounds batch length up to this (few shapes)
+    train_file: Optional[str] = option(None, "training data (hellonlp CSV, one-hot CSV, jsonl or tsv); "
+                                             "none: the bundled demo data")
+    dev_file: Optional[str] = option(None, "dev data for early stopping and thresholds; none: hold out "
+                                           "--dev-fraction of the training rows")
+    test_file: Optional[str] = option(None, "test data, scored once after training (metrics.json)")
+    label_file: Optional[str] = option(None, "one label per line, in the output order; none: the training "
+                                             "labels, sorted")
+    data_format: str = option("auto", "file format; auto detects it from the name and header",
+                              ("auto", *FORMATS))
+    text_column: Optional[str] = option(None, "the text column or key (default: content for CSV, text for "
+                                              "jsonl and tsv)")
+    label_column: Optional[str] = option(None, "the label column or key (default: label for CSV, labels for "
+                                               "jsonl and tsv)")
+    label_separator: Optional[str] = option(None, 'the character between labels in a cell (default: "/" '
+                                                  'for hellonlp CSV, "," for tsv)')
+    encoding: str = option("utf-8", "the files' text encoding, e.g. gbk for files from older Windows tools")
+    dev_fraction: float = option(0.1, "share of the training rows held out as dev when there is no --dev-file",
+                                 minimum=0.0, below=1.0)
+    max_seq_length: int = option(128, "tokens per text, [CLS] and [SEP] included; longer texts are cut", minimum=3)
+    batch_size: int = option(16, "texts per training step (over all replicas)", minimum=1)
+    pad_to_multiple_of: int = option(16, "batches are padded to their longest text, rounded up to this "
+                                         "(few shapes to compile)", minimum=1)
 
 
 @dataclass
 class EncoderConfig:
     """The encoder: a pretrained one (`encoder`) or a small ALBERT trained from scratch."""
 
-    encoder: Optional[str] = None  # see README: Google ALBERT folder, albert_config.json, preset, HF dir
-    vocab_file: Optional[str] = None  # vocab.txt (WordPiece) or *.model (SentencePiece)
-    lowercase: bool = True
-    vocab_size: int = 8000  # size of the WordPiece vocabulary built from training texts
-    # Size of the from-scratch ALBERT (used when `encoder` is None).
-    embedding_dim: int = 128
-    hidden_dim: int = 128
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_dim: int = 512
-    encoder_dropout: float = 0.1
-    # Masked-LM epochs on the training texts before the classifier trains (README: pre-training).
-    pretrain_epochs: int = 0
+    encoder: Optional[str] = option(None, "a pretrained encoder: Google ALBERT folder, albert_config.json, "
+                                          "keras-hub preset or Hugging Face folder (docs/data-and-encoders.md); "
+                                          "none: a small ALBERT from scratch")
+    vocab_file: Optional[str] = option(None, "vocab.txt (WordPiece) or *.model (SentencePiece) for --encoder; "
+                                             "none: the encoder's own, or one built from the training texts")
+    lowercase: bool = option(True, "lower-case text before WordPiece tokenization")
+    vocab_size: int = option(8000, "size of the WordPiece vocabulary built from the training texts (from scratch)",
+                             minimum=10)
+    embedding_dim: int = option(128, "from scratch: token embedding size", minimum=1)
+    hidden_dim: int = option(128, "from scratch: hidden size", minimum=1)
+    num_layers: int = option(2, "from scratch: transformer layers", minimum=1)
+    num_heads: int = option(2, "from scratch: attention heads", minimum=1)
+    intermediate_dim: int = option(512, "from scratch: feed-forward size", minimum=1)
+    encoder_dropout: float = option(0.1, "from scratch: dropout inside the encoder", minimum=0.0, below=1.0)
+    pretrain_epochs: int = option(0, "masked-LM epochs on the training texts before the classifier trains", minimum=0)
 
 
 @dataclass
 class TrainConfig:
     """The shared training driver: AdamW, warm-up then linear decay, early stopping on dev."""
 
-    epochs: int = 40
-    learning_rate: Optional[float] = None  # None: 5e-5 for a pretrained encoder, 1e-3 from scratch
-    # The head's own peak rate (README: Training). None: 1e-3 over a pretrained encoder, `learning_rate` from scratch.
-    head_learning_rate: Optional[float] = None
-    warmup_ratio: float = 0.1
-    head_warmup_ratio: Optional[float] = None  # None: `warmup_ratio`
-    weight_decay: float = 0.01
-    clipnorm: float = 1.0
-    adam_epsilon: float = 1e-6
-    patience: int = 10  # epochs without dev micro-F1 gain before stopping; 0 disables
-    seed: int = 42
-    token_dropout: float = 0.0  # share of training text tokens masked afresh each epoch (README: Training)
-    adversarial_epsilon: float = 0.0  # FGM: also train on token embeddings moved this far uphill (README: Training)
-    loss: str = "bce"  # bce | focal | asl | class_balanced | pos_weight | logit_adjusted
-    focal_gamma: float = 2.0
-    focal_alpha: Optional[float] = None  # e.g. 0.25; None: no alpha balancing
-    asl_gamma_pos: float = 0.0
-    asl_gamma_neg: float = 4.0
-    asl_clip: float = 0.05
-    cb_beta: float = 0.9999
-    pos_weight_max: float = 50.0  # cap of neg/pos ratios for the pos_weight loss
-    precision: str = "auto"  # auto | float32 | mixed_bfloat16 (README: Speed); auto resolves at train time
-    jit_compile: Optional[bool] = None  # XLA train/predict steps; None: on for float32, off for mixed_bfloat16
-    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker (TF_CONFIG); README: Distributed
-    resume: bool = False
-    export: bool = True  # export a SavedModel to <output_dir>/export/<version> after training
-    export_tokenizer: str = "auto"  # auto | core | tf_text: the exported graph's tokenizer (README, Export)
-    baseline: str = "auto"  # auto | tfidf | none: fit TF-IDF + LR beside the model and compare (auto: small data only)
+    epochs: int = option(40, "training epochs (early stopping may end sooner)", minimum=1)
+    learning_rate: Optional[float] = option(None, "the encoder's peak learning rate; none: 5e-5 for a pretrained "
+                                                  "encoder, 1e-3 from scratch", minimum=1e-12)
+    head_learning_rate: Optional[float] = option(None, "the head's peak learning rate; none: 1e-3 over a "
+                                                       "pretrained encoder, --learning-rate from scratch",
+                                                 minimum=1e-12)
+    warmup_ratio: float = option(0.1, "share of the steps spent warming the learning rate up", minimum=0.0, maximum=1.0)
+    head_warmup_ratio: Optional[float] = option(None, "the head's warm-up share; none: --warmup-ratio",
+                                                minimum=0.0, maximum=1.0)
+    weight_decay: float = option(0.01, "AdamW's decoupled weight decay", minimum=0.0)
+    clipnorm: float = option(1.0, "clip the global gradient norm to this", minimum=1e-12)
+    adam_epsilon: float = option(1e-6, "Adam's epsilon", minimum=1e-12)
+    patience: int = option(10, "stop after this many epochs without a dev F1 gain; 0: never stop early", minimum=0)
+    seed: int = option(42, "seed of initialisation, dropout, shuffling and the dev split")
+    token_dropout: float = option(0.0, "share of training text tokens masked afresh each epoch", minimum=0.0, below=1.0)
+    adversarial_epsilon: float = option(0.0, "FGM: also train on token embeddings moved this far uphill; 0: off",
+                                        minimum=0.0)
+    loss: str = option("bce", "the multi-label loss", LOSSES)
+    focal_gamma: float = option(2.0, "focal loss: gamma", minimum=0.0)
+    focal_alpha: Optional[float] = option(None, "focal loss: alpha balancing, e.g. 0.25; none: off")
+    asl_gamma_pos: float = option(0.0, "asymmetric loss: gamma of positives", minimum=0.0)
+    asl_gamma_neg: float = option(4.0, "asymmetric loss: gamma of negatives", minimum=0.0)
+    asl_clip: float = option(0.05, "asymmetric loss: probability margin of negatives", minimum=0.0, below=1.0)
+    cb_beta: float = option(0.9999, "class-balanced loss: beta of the effective number", minimum=0.0, below=1.0)
+    pos_weight_max: float = option(50.0, "pos_weight loss: cap of the negative/positive ratios", minimum=1.0)
+    precision: str = option("auto", "compute dtype; auto: mixed_bfloat16 on CPUs with AMX, else float32",
+                            PRECISIONS)
+    jit_compile: Optional[bool] = option(None, "XLA for the train and predict steps; none: on for float32, "
+                                               "off for mixed_bfloat16")
+    strategy: str = option("auto", "tf.distribute strategy; multi_worker reads TF_CONFIG", STRATEGIES)
+    resume: bool = option(False, "continue the run in --output-dir from its last checkpoint")
+    export: bool = option(True, "export a SavedModel to <output-dir>/export/<version> after training")
+    export_tokenizer: str = option("auto", "the exported graph's tokenizer; auto: core TensorFlow ops when they "
+                                           "give the same token ids", TOKENIZERS)
+    baseline: str = option("auto", "fit TF-IDF + logistic regression beside the model and compare; auto: when "
+                                   "training rows x labels is at most 2 million", BASELINES)
 
 
 @dataclass
 class ThresholdConfig:
     """How scores become decisions; tuned on dev, saved in the run folder and the export."""
 
-    threshold: float = 0.5  # the global threshold, and the fall-back per label
-    threshold_strategy: str = "auto"  # auto | fixed | global | per_label (README: Thresholds)
-    threshold_objective: str = "micro"  # micro | macro | samples: the F1 that tuning maximises
-    min_dev_positives: int = 5  # per-label tuning only for labels with this many dev positives
-    threshold_prior_positives: float = 10.0  # per-label thresholds move n/(n+this) of the way from the global one
-    at_least_one: bool = False  # predict the top label when no score passes its threshold
+    threshold: float = option(0.5, "the global threshold, and the fall-back per label", minimum=0.0, maximum=1.0)
+    threshold_strategy: str = option("auto", "how thresholds are tuned on dev; auto: per_label only when it "
+                                             "wins on held-out halves of dev", THRESHOLD_STRATEGIES)
+    threshold_objective: str = option("micro", "the F1 that tuning, the best epoch and early stopping maximise",
+                                      OBJECTIVES)
+    min_dev_positives: int = option(5, "per-label tuning only for labels with this many dev positives", minimum=0)
+    threshold_prior_positives: float = option(10.0, "per-label thresholds move n/(n+this) of the way from the "
+                                                    "global one (n: the label's dev positives); 0: no shrinkage",
+                                              minimum=0.0)
+    at_least_one: bool = option(False, "predict the top label when no score passes its threshold")
 
 
 @dataclass
 class RunConfig:
-    package: str = "classifier_multi_label"
+    package: str = "classifier_multi_label"  # derived from the head (classifier_multi_label.registry)
+    head_name: Optional[str] = None  # the registered head (sigmoid, textcnn, ...); set by the run
     output_dir: Optional[str] = None  # None: runs/<package>/<timestamp>
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -122,7 +173,7 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}")
+            raise UserError(f"unknown config keys {sorted(unknown)}")
         kwargs = dict(d)
         for name, section_cls in SECTIONS.items():
             kwargs[name] = _build(section_cls, d.get(name, {}), name)
@@ -134,18 +185,67 @@ class RunConfig:
             try:
                 return cls.from_dict(json.load(fh))
             except (json.JSONDecodeError, ValueError, TypeError) as e:
-                raise ValueError(f"{path}: not a valid run config: {e}") from None
+                raise UserError(f"{path}: not a valid run config: {e}") from None
 
 
 SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "train": TrainConfig, "thresholds": ThresholdConfig}
 
 
+class UnknownOptionError(UserError):
+    """An option name that no configuration section (or head) declares."""
+
+
+def unknown_option(name: str, known, what: str, where: str = "") -> UnknownOptionError:
+    """The error for a misspelt option: the closest valid name, then all of them."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    where = f" in {where!r}" if where else ""
+    return UnknownOptionError(f"unknown {what} {name!r}{where}{hint}; the valid ones are: {', '.join(sorted(known))}")
+
+
+def _check_type(name: str, value, annotation, where: str, field_meta=None):
+    """`value` as the field's type allows (an int where a float is declared), or a UserError."""
+    tp = _arg_type(annotation)
+    optional = _is_optional(annotation)
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"option {name} ({where}): give a value, not None")
+    if typing.get_origin(tp) in (list, tuple):
+        inner = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"option {name} ({where}): expected a list of {inner.__name__}, got {value!r}")
+        return [_check_type(name, v, inner, where, field_meta) for v in value]
+    ok = (isinstance(value, bool) if tp is bool else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
+          isinstance(value, int) and not isinstance(value, bool) if tp is int else isinstance(value, tp))
+    if not ok:
+        raise UserError(f"option {name} ({where}): expected {'an' if tp is int else 'a'} {tp.__name__}, "
+                        f"got {value!r} ({type(value).__name__})")
+    value = float(value) if tp is float else value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and field_meta:
+        lo, hi, below = field_meta.get("minimum"), field_meta.get("maximum"), field_meta.get("below")
+        bad = ((lo is not None and value < lo) or (hi is not None and value > hi)
+               or (below is not None and value >= below))
+        if bad:
+            bounds = [("positive" if lo > 0 and lo < 1e-6 else f"at least {lo:g}") if lo is not None else None,
+                      f"at most {hi:g}" if hi is not None else None, f"below {below:g}" if below is not None else None]
+            raise UserError(f"--{name.replace('_', '-')} {value:g}: must be {' and '.join(filter(None, bounds))}")
+    return value
+
+
+def _is_optional(annotation) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith("Optional[")
+    return type(None) in typing.get_args(annotation)
+
+
 def _build(cls, values: dict, where: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"unknown keys in '{where}': {sorted(unknown)}; known: {sorted(names)}")
-    return cls(**values)
+        raise unknown_option(unknown[0], fields, *(("head option",) if where == "head" else ("option", where)))
+    return cls(**{k: _check_type(k, v, fields[k].type, where, fields[k].metadata) for k, v in values.items()})
 
 
 def build_head_config(head_config_cls, values: dict):
@@ -173,8 +273,15 @@ def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set):
             raise RuntimeError(f"flag --{f.name} is defined twice")  # programming error
         taken.add(f.name)
         tp = _arg_type(f.type)
-        kw: dict[str, Any] = dict(dest=f"{dest_prefix}.{f.name}", default=argparse.SUPPRESS)
-        if tp is not bool:
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, list) else default
+        helptext = f.metadata.get("help") or ""
+        kw: dict[str, Any] = dict(dest=f"{dest_prefix}.{f.name}", default=argparse.SUPPRESS,
+                                  help=f"{helptext} (default: {shown})".lstrip())
+        choices = f.metadata.get("choices")
+        if choices:
+            kw["choices"] = choices
+        elif tp is not bool:
             kw["metavar"] = f.name.upper()
         if tp is bool:
             kw["action"] = argparse.BooleanOptionalAction
@@ -186,21 +293,43 @@ def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set):
         parser.add_argument(_flag(f.name), **kw)
 
 
-def make_parser(description: str, head_config_cls=None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help="a JSON run config (for example a run folder's config.json)")
-    parser.add_argument("--output-dir", dest="top.output_dir", default=argparse.SUPPRESS)
-    taken = {"output_dir", "config", "package"}  # (a head option may be called `head`: its dest is head.head)
+class Parser(argparse.ArgumentParser):
+    """argparse with no abbreviated flags (a misspelt flag is an error, never taken for another) and a
+    short error: the message, the closest flag for an unknown one, a pointer to --help."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        hints = []
+        if message.startswith("unrecognized arguments:"):
+            known = [s for action in self._actions for s in action.option_strings]
+            for arg in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(arg.split("=")[0], known, n=1) if arg.startswith("--") else []
+                if close:
+                    hints.append(f"{arg}: did you mean {close[0]}?")
+        hint = "".join(f"\n  {h}" for h in hints)
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n  (--help lists every flag with its default and choices)\n")
+
+
+def make_parser(description: str, head_config_cls=None, prog: str | None = None) -> argparse.ArgumentParser:
+    parser = Parser(description=description, prog=prog)
+    parser.add_argument("--config", metavar="FILE", help="a JSON run config, e.g. a run folder's config.json; "
+                                                         "flags override it")
+    parser.add_argument("--output-dir", dest="top.output_dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="the run folder (default: runs/<package>/<timestamp>)")
+    taken = {"output_dir", "config", "package", "head_name"}
     for section, section_cls in SECTIONS.items():
-        _add_dataclass_args(parser.add_argument_group(section), section_cls, section, taken)
+        _add_dataclass_args(parser.add_argument_group(f"{section} options", section_cls.__doc__), section_cls,
+                            section, taken)
     if head_config_cls is not None:
-        _add_dataclass_args(parser.add_argument_group("head"), head_config_cls, "head", taken)
+        _add_dataclass_args(parser.add_argument_group("head options"), head_config_cls, "head", taken)
     return parser
 
 
-def parse_config(argv, package: str, head_config_cls=None, description: str = "") -> RunConfig:
+def parse_config(argv, package: str, head_config_cls=None, description: str = "", prog: str | None = None) -> RunConfig:
     """Defaults, then `--config` JSON, then explicit flags."""
-    args = make_parser(description, head_config_cls).parse_args(argv)
+    args = make_parser(description, head_config_cls, prog).parse_args(argv)
     flags = vars(args)
     base: dict = {}
     if flags.get("config"):

@@ -35,9 +35,12 @@ import functools
 import keras
 import numpy as np
 import tensorflow as tf
-
-from keras_hub.src.tokenizers.word_piece_tokenizer import (CJK_REGEX, MAX_BYTES_PER_WORD,
-                                                          PUNCTUATION_AND_CJK_REGEX, WHITESPACE_REGEX)
+from keras_hub.src.tokenizers.word_piece_tokenizer import (
+    CJK_REGEX,
+    MAX_BYTES_PER_WORD,
+    PUNCTUATION_AND_CJK_REGEX,
+    WHITESPACE_REGEX,
+)
 
 # Awkward text the export checks the two tokenizers on before choosing this one.
 PROBE_TEXTS = [

@@ -16,8 +16,10 @@ and logged.
 Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
-    >>> _ = open(path, "w", encoding="utf-8").write("content,label\\n很好用/\\n,\\n声音大,声音/外观\\n")
-    >>> examples = read_examples(path)  # doctest: +SKIP
+    >>> _ = open(path, "w", encoding="utf-8").write("content,label\\n很好用,\\n声音大,声音/外观\\n")
+    >>> examples = read_examples(path)
+    >>> examples.texts, examples.labels
+    (['很好用', '声音大'], [[], ['声音', '外观']])
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .config import FORMATS
+from .errors import UserError
+
 # The csv module refuses fields over 131,072 characters by default; a long document is a valid text
 # (the tokenizer truncates it to --max-seq-length tokens), so lift the limit for every reader here.
 csv.field_size_limit(2**31 - 1)
@@ -39,10 +44,9 @@ csv.field_size_limit(2**31 - 1)
 log = logging.getLogger(__name__)
 
 NO_LABEL = "|"  # hellonlp's "no label" marker, in label cells, one-hot headers and label files
-FORMATS = ("hellonlp", "onehot", "jsonl", "tsv")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data: the message names the file, the line and how to fix it."""
 
     def __init__(self, path, line: Optional[int], problem: str, fix: str):
@@ -103,7 +107,8 @@ def _decode(path, encoding: str) -> str:
                         "save the file as UTF-8 (for example `iconv -f GBK -t UTF-8 in.csv > out.csv`), "
                         "or pass its encoding with --encoding gbk") from None
     except LookupError:
-        raise DataError(path, None, f"unknown encoding {encoding!r}", "pass a Python codec name to --encoding") from None
+        raise DataError(path, None, f"unknown encoding {encoding!r}",
+                        "pass a Python codec name to --encoding") from None
     if not text.strip():
         raise DataError(path, None, "the file is empty", "point the flag at a file with a header and rows")
     return text
@@ -207,7 +212,8 @@ def _read_hellonlp(path, text, ex, text_column, label_column, label_separator):
         if not row or row == [""]:
             continue  # a blank line: not a row
         if len(row) != len(header):
-            raise DataError(path, line, f"expected {len(header)} fields ({','.join(header)}), got {len(row)}: {row[:4]}",
+            raise DataError(path, line,
+                            f"expected {len(header)} fields ({','.join(header)}), got {len(row)}: {row[:4]}",
                             "quote the text if it contains a comma, e.g. \"好用,便宜\",价格")
         _add(ex, line, row[idx[0]], row[idx[1]].split(sep))
 
@@ -290,9 +296,9 @@ class LabelVocab:
         names = [n for n in names if n != NO_LABEL]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(f"label names repeat: {dup}")
+            raise UserError(f"label names repeat: {dup}")
         if not names:
-            raise ValueError("no labels: the training data has no labelled row")
+            raise UserError("no labels: the training data has no labelled row")
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
 
@@ -332,3 +338,85 @@ class LabelVocab:
             for lab in labs:
                 out[row, self.index[lab]] = 1.0
         return out
+
+
+def examples_from(data, where: str, text_column: Optional[str] = None, label_column: Optional[str] = None,
+                  label_separator: Optional[str] = None, read=None) -> Examples:
+    """Labelled data given in any of the shapes the Python API accepts, as `Examples`:
+
+    - a file path (read by `read`, the run's configured `read_examples`);
+    - ``(texts, label_lists)``: two sequences of equal length, each label list a list of names;
+    - a pandas DataFrame with a text column (`text_column`, else ``text`` or ``content``) and a label
+      column (`label_column`, else ``labels`` or ``label``) of lists, or of strings split on
+      `label_separator` (required then: a string is never split on a guessed separator);
+    - `Examples` (returned as they are).
+
+    Rows are numbered from 1 in messages (`where` names the argument, e.g. "train"); empty texts
+    and repeated labels follow the file rules (skipped / collapsed, counted and logged).
+
+    Example:
+        >>> ex = examples_from((["好用", "声音大"], [["好评"], ["噪音", "噪音"]]), "train")
+        >>> ex.labels
+        [['好评'], ['噪音']]
+    """
+    if isinstance(data, Examples):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return (read or read_examples)(os.fspath(data))
+    name = f"<{where}>"
+    if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # a pandas DataFrame (pandas is optional)
+        columns = [str(c) for c in data.columns]
+
+        def pick(given, candidates, what, flag):
+            if given is not None:
+                if given not in columns:
+                    raise DataError(name, None, f"no {what} column {given!r}; the columns are {columns}",
+                                    f"pass {flag}=<one of them>")
+                return given
+            for c in candidates:
+                if c in columns:
+                    return c
+            raise DataError(name, None, f"no {what} column ({' or '.join(candidates)}); the columns are {columns}",
+                            f"name it {candidates[0]!r} or pass {flag}=<column>")
+
+        texts = list(data[pick(text_column, ("text", "content"), "text", "text_column")])
+        cells = list(data[pick(label_column, ("labels", "label"), "label", "label_column")])
+        label_lists = []
+        for row, cell in enumerate(cells, start=1):
+            if isinstance(cell, str):
+                if label_separator is None:
+                    raise DataError(name, row, f"the label cell is a string ({cell!r})",
+                                    "give lists of label names, or label_separator=',' (the character between "
+                                    "labels) so strings are split on it")
+                cell = cell.split(label_separator) if cell else []
+            label_lists.append(cell)
+        data = (texts, label_lists)
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise DataError(name, None, f"cannot read data of type {type(data).__name__}",
+                        "give a file path, (texts, label_lists), a pandas DataFrame, or Examples")
+    texts, label_lists = list(data[0]), list(data[1])
+    if len(texts) != len(label_lists):
+        raise DataError(name, None, f"{len(texts)} texts but {len(label_lists)} label lists",
+                        "give one label list per text ([] for a text with no label)")
+    ex = Examples(name, [], [], [], ReadReport())
+    for row, (text, labels) in enumerate(zip(texts, label_lists), start=1):
+        if not isinstance(text, str):
+            raise DataError(name, row, f"the text is a {type(text).__name__} ({text!r}), not a string",
+                            "give texts as strings")
+        if hasattr(labels, "tolist"):  # a numpy array of names
+            labels = labels.tolist()
+        if isinstance(labels, str) or not all(isinstance(lab, str) for lab in labels):
+            raise DataError(name, row, f"the labels must be a list of label names, got {labels!r}",
+                            'write them as ["a", "b"] ([] for no label)')
+        _add(ex, row, text, list(labels))
+    ex.report.rows = len(ex.texts)
+    if not ex.texts:
+        raise DataError(name, None, "no rows with text", "give at least one labelled text")
+    return ex
+
+
+def write_jsonl(path, examples: Examples, text_key: str = "text", labels_key: str = "labels"):
+    """`examples` as a jsonl data file (how a run folder keeps data it was given in memory)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for text, labels in zip(examples.texts, examples.labels):
+            fh.write(json.dumps({text_key: text, labels_key: labels}, ensure_ascii=False) + "\n")

@@ -3,7 +3,7 @@
 - ``one_device``: TensorFlow's default strategy (one CPU or GPU).
 - ``mirrored``: `MirroredStrategy` over this machine's GPUs or, without GPUs, its logical CPU devices.
 - ``multi_worker``: `MultiWorkerMirroredStrategy`; the cluster and this process' place in it come from
-  the standard ``TF_CONFIG`` environment variable (README, Distributed training).
+  the standard ``TF_CONFIG`` environment variable (docs/distributed.md).
 - ``auto``: multi_worker when ``TF_CONFIG`` names more than one task, mirrored on a machine with
   several GPUs, else one_device.
 
@@ -27,11 +27,14 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from .config import STRATEGIES
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
 TF_CONFIG_HELP = ('set TF_CONFIG to {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                  '"task": {"type": "worker", "index": 0}} (README, Distributed training)')
+                  '"task": {"type": "worker", "index": 0}} (docs/distributed.md)')
 
 
 @dataclass
@@ -71,16 +74,16 @@ def read_tf_config() -> dict | None:
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e}); {TF_CONFIG_HELP}") from None
+        raise UserError(f"TF_CONFIG is not valid JSON ({e}); {TF_CONFIG_HELP}") from None
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise ValueError(f"TF_CONFIG needs a 'cluster' and a 'task' object; {TF_CONFIG_HELP}")
+        raise UserError(f"TF_CONFIG needs a 'cluster' and a 'task' object; {TF_CONFIG_HELP}")
     task_type, index = task.get("type"), task.get("index")
     if task_type not in ("chief", "worker") or not isinstance(index, int):
-        raise ValueError(f"TF_CONFIG task {task!r}: type must be chief or worker and index an integer; "
+        raise UserError(f"TF_CONFIG task {task!r}: type must be chief or worker and index an integer; "
                          f"{TF_CONFIG_HELP}")
     if index < 0 or index >= len(cluster.get(task_type, [])):
-        raise ValueError(f"TF_CONFIG task {task_type} {index} is not in its cluster {cluster!r}; {TF_CONFIG_HELP}")
+        raise UserError(f"TF_CONFIG task {task_type} {index} is not in its cluster {cluster!r}; {TF_CONFIG_HELP}")
     return config
 
 
@@ -93,7 +96,7 @@ def _num_tasks(config: dict | None) -> int:
 def make_strategy(name: str) -> Cluster:
     """The `Cluster` for `--strategy name`. Call it before any other TensorFlow work."""
     if name not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
+        raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
     config = read_tf_config()
     if name == "auto":
         if _num_tasks(config) > 1:
@@ -109,7 +112,7 @@ def make_strategy(name: str) -> Cluster:
                   [d.name for d in tf.config.list_logical_devices("CPU")]
         return Cluster(tf.distribute.MirroredStrategy(devices))
     if config is None:
-        raise ValueError(f"--strategy multi_worker: TF_CONFIG is not set; {TF_CONFIG_HELP}")
+        raise UserError(f"--strategy multi_worker: TF_CONFIG is not set; {TF_CONFIG_HELP}")
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = config["task"]
     return Cluster(strategy, task["type"], task["index"], _num_tasks(config), has_chief="chief" in config["cluster"])

@@ -14,9 +14,9 @@ The run folder keeps `encoder.json` (the backbone's Keras config and the tokeniz
 the vocabulary, so a trained model is rebuilt without the original encoder files.
 
 Example:
-    >>> enc = load_encoder(EncoderConfig(), max_seq_length=64, train_texts=["很好", "不错"])  # doctest: +SKIP
-    >>> enc.backbone.hidden_dim  # doctest: +SKIP
-    256
+    >>> enc = load_encoder(EncoderConfig(vocab_size=100), max_seq_length=64, train_texts=["很好", "不错"])
+    >>> enc.backbone.hidden_dim, enc.pretrained
+    (128, False)
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ import tensorflow as tf
 
 from .albert_checkpoint import CheckpointError, albert_backbone_from_config, port_albert_checkpoint
 from .config import EncoderConfig
+from .errors import UserError
 from .files import write_json
 from .tokenization import TextPreprocessor, build_vocabulary
 
 log = logging.getLogger(__name__)
 
 
-class EncoderError(ValueError):
+class EncoderError(UserError):
     pass
 
 
@@ -170,7 +171,7 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
         return Encoder(backbone, pre, True, f"Google ALBERT checkpoint {ckpt}", sp_source(vocab_file))
 
     # keras-hub preset directory or handle, or a Hugging Face format directory.
-    if os.path.isdir(spec) or "://" in spec or not os.path.sep in spec:
+    if os.path.isdir(spec) or "://" in spec or os.path.sep not in spec:
         try:
             backbone = keras_hub.models.Backbone.from_preset(spec)
             tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(spec)
@@ -203,7 +204,9 @@ def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Op
     is copied; new rows keep their fresh initialisation.
 
     Example:
-        >>> bigger = grow_backbone(backbone, extra_tokens=10, num_segments=5)  # doctest: +SKIP
+        >>> bigger = grow_backbone(backbone, extra_tokens=10, num_segments=5)
+        >>> bigger.vocabulary_size - backbone.vocabulary_size, bigger.num_segments
+        (10, 5)
     """
     config = backbone.get_config()
     config["vocabulary_size"] += int(extra_tokens)

@@ -2,10 +2,11 @@
 import pathlib
 import sys
 
-sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])  # import the project, not this folder
+# Python puts this script's folder first on sys.path; its modules (model.py, ...) must not shadow
+# libraries, so the project root takes its place (the installed package is the same code).
+sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
 
 from classifier_multi_label import cli  # noqa: E402
-from classifier_multi_label.heads import PooledHead  # noqa: E402
 
 if __name__ == "__main__":
-    cli.evaluate(PooledHead, "classifier_multi_label")
+    cli.evaluate("sigmoid")

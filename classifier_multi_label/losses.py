@@ -28,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-LOSSES = ("bce", "focal", "asl", "class_balanced", "pos_weight", "logit_adjusted")
+from .config import LOSSES
+from .errors import UserError
 
 
 def _log_sigmoid(x):
@@ -94,4 +95,4 @@ def make_loss(name: str, label_counts, num_examples: int, focal_gamma=2.0, focal
     if name == "logit_adjusted":
         shift = tf.constant(prior_logits(label_counts, num_examples))  # [labels]
         return lambda y, z: bce(y, z + shift)
-    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    raise UserError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -2,6 +2,7 @@
 
 Example:
     >>> import keras_hub
+    >>> from classifier_multi_label.head import PooledHead
     >>> backbone = keras_hub.models.AlbertBackbone(vocabulary_size=50, num_layers=1, num_heads=2,
     ...     embedding_dim=8, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
     >>> model = MultiLabelClassifier(backbone, PooledHead(num_labels=3))
@@ -19,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+from .config import PRECISIONS
+from .errors import UserError
 
 
 def cpu_has_amx_bf16() -> bool:
@@ -37,9 +39,9 @@ def resolve_precision(precision: str, jit_compile, head_supports_bfloat16: bool 
     backend does not use the AMX units (albert_small_zh, batch 32, sequence 60, measured here: 68.5
     training examples/s in bfloat16 without XLA, 41.6 with it, 47.5 in float32 with XLA)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "mixed_bfloat16" and not head_supports_bfloat16:
-        raise ValueError("--precision mixed_bfloat16: this head trains in float32 only; use --precision float32")
+        raise UserError("--precision mixed_bfloat16: this head trains in float32 only; use --precision float32")
     if precision == "auto":
         bf16 = head_supports_bfloat16 and cpu_has_amx_bf16() and not tf.config.list_physical_devices("GPU")
         precision = "mixed_bfloat16" if bf16 else "float32"

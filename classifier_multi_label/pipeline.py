@@ -9,8 +9,10 @@ resumed run sees the same order as an uninterrupted one. `TokenDropout` (`--toke
 optionally masks a random part of each training text, seeded the same way.
 
 Example:
-    >>> ds = make_dataset(["好", "不好"], np.zeros((2, 3), "float32"), preprocessor, batch_size=2)  # doctest: +SKIP
-    >>> x, y = next(iter(ds))  # doctest: +SKIP
+    >>> ds = make_dataset(["好", "不好"], np.zeros((2, 3), "float32"), preprocessor, batch_size=2)
+    >>> x, y = next(iter(ds))
+    >>> sorted(x), tuple(y.shape)
+    (['padding_mask', 'segment_ids', 'token_ids'], (2, 3))
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from .errors import UserError
 from .tokenization import special_token_id
 
 
@@ -54,7 +57,7 @@ class TokenDropout:
     A model trained from scratch on ten thousand texts drives its training loss to nearly zero by
     memorising them; hiding a fresh random part of each text every epoch is meant to make it use
     more of the text than the few characters that identify the example (on DuEE it kept the training
-    loss higher but did not raise test F1: README, Benchmarks). [CLS], [SEP], padding and a head's own
+    loss higher but did not raise test F1: docs/benchmarks.md). [CLS], [SEP], padding and a head's own
     tokens (ids from `vocabulary_size` up, LM-MTC's label template) are never replaced. The draw is
     stateless, seeded by (seed, epoch, batch), so a resumed run masks as an uninterrupted one.
 
@@ -73,7 +76,7 @@ class TokenDropout:
 
     def __post_init__(self):
         if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"--token-dropout {self.rate}: use a probability in [0, 1), e.g. 0.1")
+            raise UserError(f"--token-dropout {self.rate}: use a probability in [0, 1), e.g. 0.1")
 
     @classmethod
     def for_preprocessor(cls, preprocessor, rate: float) -> "TokenDropout":
@@ -81,7 +84,7 @@ class TokenDropout:
         try:
             mask_id = special_token_id(preprocessor.tokenizer, "mask")
         except ValueError as e:
-            raise ValueError(f"--token-dropout: {e}; leave --token-dropout at 0 for this encoder") from None
+            raise UserError(f"--token-dropout: {e}; leave --token-dropout at 0 for this encoder") from None
         return cls(rate, mask_id, preprocessor.vocabulary_size,
                    (preprocessor.cls_id, preprocessor.sep_id, preprocessor.pad_id))
 

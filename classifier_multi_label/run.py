@@ -7,16 +7,16 @@ The run folder holds ``config.json``, ``labels.txt``, ``encoder.json`` and the v
 (test) and ``export/<version>/``. Loading rebuilds the model from the JSON files and the weights
 file: no code or pickle is read from the folder.
 
-Example:
-    >>> from classifier_multi_label.heads import PooledHead
-    >>> cfg = parse_config(["--epochs", "1"], package="classifier_multi_label")  # doctest: +SKIP
-    >>> run = train(cfg, PooledHead)  # doctest: +SKIP
-    >>> run.predict(["制热很快，就是声音有点大"])  # doctest: +SKIP
-    [{'labels': ['制热效果', '噪音'], 'scores': {...}}]
+Example (`classifier_multi_label.train` is the keyword front end of `train`):
+    >>> run = load_run(demo_run_dir)
+    >>> sorted(run.predict(["制热很快，就是声音有点大"])[0])
+    ['labels', 'scores']
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -31,18 +31,20 @@ import tensorflow as tf
 
 from . import baseline as baseline_lib
 from . import encoder as encoder_lib
-from .config import RunConfig
+from . import registry
 from .client import prediction_rows
+from .config import RunConfig
+from .data import Examples, LabelVocab, examples_from, read_examples, write_jsonl
 from .distribute import Cluster, make_strategy
-from .data import Examples, LabelVocab, read_examples
+from .errors import UserError
 from .files import write_json, write_text
+from .head import resolve_pooling
 from .losses import LOSSES, make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import TokenDropout, make_dataset, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
-from .heads import resolve_pooling
 from .thresholds import OBJECTIVES, Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
 
@@ -99,7 +101,10 @@ class Run:
             self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
         return self._metrics(y_dev, predicted)
 
-    def evaluate(self, examples: Examples) -> dict:
+    def evaluate(self, examples) -> dict:
+        """Metrics on labelled data: a file path, (texts, label_lists), a DataFrame or `Examples`
+        (see `data.examples_from`); thresholds as tuned on dev. -> the metrics dict (metrics.json's)."""
+        examples = examples_from(examples, "evaluate", read=lambda path: _read(path, self.config))
         self.labels.check(examples, fix="the model cannot score labels it was not trained on: "
                                         "remove them, or retrain with them in --label-file")
         return self._metrics(self.labels.multi_hot(examples.labels), self.infer(examples.texts))
@@ -182,26 +187,55 @@ def _worker_dirs(cfg: RunConfig, cluster: Cluster) -> tuple:
         run_dir = _prepare_run_dir(cfg)
         return run_dir, run_dir
     if cfg.train.resume and not cfg.output_dir:
-        raise ValueError("--resume with several workers: give every worker the same --output-dir, on storage "
+        raise UserError("--resume with several workers: give every worker the same --output-dir, on storage "
                          "they all read (the chief's checkpoints are there)")
     return tempfile.mkdtemp(prefix=f"{cfg.package}-{cluster.task_type}{cluster.task_index}-"), cfg.output_dir
 
 
-def train(cfg: RunConfig, head_cls) -> Run | None:
+def train(cfg: RunConfig, head_cls=None, data: dict | None = None) -> Run | None:
     """Trains, tunes thresholds on dev, evaluates on test, exports. Returns the loaded run; on a
-    worker other than the chief, trains only (the chief writes the run folder) and returns None."""
+    worker other than the chief, trains only (the chief writes the run folder) and returns None.
+
+    `head_cls`: the head class (default: the one registered as `cfg.head_name`); the run's package
+    and head name are derived from it. `data`: {"train"|"dev"|"test": `Examples`} given in memory,
+    written to the run folder's data/ as jsonl files that config.json names (so the run folder
+    alone reproduces and resumes the run)."""
+    if head_cls is None:
+        if not cfg.head_name:
+            raise UserError("train(): give the head class, or the head's name in the config (head_name)")
+        head_cls = registry.head_class(cfg.head_name)
+    cfg.head_name = registry.name_of(head_cls)
+    cfg.package = registry.package_of(cfg.head_name)
     cluster = make_strategy(cfg.train.strategy)  # before any TensorFlow op: collectives start here
     if cluster.distributed and not head_cls.batch_local_loss:
-        raise ValueError(f"{cfg.package}: its loss couples the whole batch and cannot be split over replicas; "
+        raise UserError(f"{cfg.package}: its loss couples the whole batch and cannot be split over replicas; "
                          "train it with --strategy one_device")
     log.info("strategy: %s", cluster.describe())
+    check_options(cfg)
     run_dir, chief_dir = _worker_dirs(cfg, cluster)
     try:
-        check_options(cfg)
+        if data:
+            _keep_data(cfg, data, run_dir)
         return _train(cfg, head_cls, cluster, run_dir, chief_dir)
     finally:
         if not cluster.is_chief:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _keep_data(cfg: RunConfig, data: dict, run_dir: str):
+    """Data given in memory -> <run_dir>/data/<split>.jsonl, named in the config as files."""
+    unknown = set(data) - {"train", "dev", "test"}
+    if unknown:
+        raise UserError(f"data splits {sorted(unknown)}: use train, dev and test")
+    d = cfg.data
+    if d.data_format not in ("auto", "jsonl"):
+        raise UserError(f"--data-format {d.data_format}: data given in memory is kept as jsonl next to your files; "
+                         "leave data_format at auto (each file's format is detected)")
+    os.makedirs(os.path.join(run_dir, "data"), exist_ok=True)
+    for split, examples in data.items():
+        path = os.path.join(run_dir, "data", f"{split}.jsonl")
+        write_jsonl(path, examples, d.text_column or "text", d.label_column or "labels")
+        setattr(d, f"{split}_file", path)
 
 
 def check_options(cfg: RunConfig):
@@ -209,15 +243,11 @@ def check_options(cfg: RunConfig):
     whole training run costs the run)."""
     t, th = cfg.train, cfg.thresholds
     if th.threshold_objective not in OBJECTIVES:
-        raise ValueError(f"--threshold-objective {th.threshold_objective!r}: use {', '.join(OBJECTIVES)}")
+        raise UserError(f"--threshold-objective {th.threshold_objective!r}: use {', '.join(OBJECTIVES)}")
     if t.loss not in LOSSES:
-        raise ValueError(f"--loss {t.loss!r}: use {', '.join(LOSSES)}")
+        raise UserError(f"--loss {t.loss!r}: use {', '.join(LOSSES)}")
     baseline_lib.wanted(t.baseline, 0, 0)  # raises for an unknown choice
-    for name, value in (("--learning-rate", t.learning_rate), ("--head-learning-rate", t.head_learning_rate)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} {value}: give a positive rate, e.g. 1e-3")
-    if th.threshold_prior_positives < 0:
-        raise ValueError(f"--threshold-prior-positives {th.threshold_prior_positives}: give 0 (no shrinkage) or more")
+    RunConfig.from_dict(json.loads(cfg.to_json()))  # types and ranges of every option (config.py declares them)
     if "pooling" in cfg.head and cfg.head["pooling"] != "auto":
         resolve_pooling(cfg.head["pooling"], False)  # raises for an unknown pooling
 
@@ -227,10 +257,13 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     if cfg.train.resume and os.path.exists(saved):  # continue the run that was started: its config wins
         strategy, cfg = cfg.train.strategy, RunConfig.load(saved)
         cfg.train.resume, cfg.train.strategy = True, strategy
+        cfg.head_name, cfg.package = cfg.head_name or registry.name_of(head_cls), registry.package_of(
+            cfg.head_name or registry.name_of(head_cls))
         log.info("--resume: continuing %s with its config.json", os.path.dirname(saved))
     # Rebuild the run's own encoder only when a checkpoint will fill its weights: a run killed
     # before its first checkpoint starts again from the encoder it was given (pretrained weights).
-    resuming = bool(cfg.train.resume and chief_dir and tf.train.latest_checkpoint(os.path.join(chief_dir, "checkpoints")))
+    resuming = bool(cfg.train.resume and chief_dir
+                    and tf.train.latest_checkpoint(os.path.join(chief_dir, "checkpoints")))
     keras.utils.set_random_seed(cfg.train.seed)
     train_ex, dev_ex, test_ex, labels = load_data(cfg)
     d = cfg.data
@@ -253,13 +286,13 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     drop = TokenDropout.for_preprocessor(pre, t.token_dropout) if t.token_dropout else None
     if cfg.encoder.pretrain_epochs > 0 and not resuming:
         if cluster.distributed:
-            raise ValueError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
+            raise UserError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
                              "--strategy one_device, or leave --pretrain-epochs out")
         history = pretrain_mlm(backbone, pre, train_ex.texts, cfg.train, cfg.train.learning_rate,
                                cfg.encoder.pretrain_epochs, d.batch_size)
         write_json(os.path.join(run_dir, "pretrain_history.json"), history)
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
-        raise ValueError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
+        raise UserError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
     cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)
     cfg.train.precision, cfg.train.jit_compile = resolve_precision(cfg.train.precision, cfg.train.jit_compile,
                                                                    head_cls.supports_bfloat16)
@@ -356,19 +389,32 @@ def baseline_verdict(ours: dict, baseline: dict, split: str) -> tuple[str, bool]
         names = {"micro_f1": "micro-F1", "macro_f1": "macro-F1"}
         return line + (f". The baseline is as good or better on {' and '.join(names[k] for k in worse)}"
                        ": more epochs, --head-learning-rate, --loss or --threshold-objective macro may help "
-                       "(README: Training)"), False
+                       "(docs/training.md)"), False
     return line + ". This model beats the baseline on both.", True
 
 
-def load_run(run_dir: str, head_cls, package: str) -> Run:
-    """Rebuilds a trained run from its folder (JSON + weights only; no code is loaded from it)."""
+def load_run(run_dir: str, head_cls=None, package: str | None = None) -> Run:
+    """Rebuilds a trained run from its folder alone (JSON + weights; no code is loaded from it): the
+    head is the one its config.json names. `head_cls` / `package`, when given (the package's own
+    scripts), must match it.
+
+    Example:
+        >>> run = load_run(demo_run_dir)  # a run folder written by train.py (here: 4 labels)
+        >>> run.config.head_name, len(run.labels)
+        ('textcnn', 4)
+    """
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(cfg_path):
         raise FileNotFoundError(f"{run_dir}: no config.json; is this a run folder (--model-dir)?")
     cfg = RunConfig.load(cfg_path)
-    if cfg.package != package:
-        raise ValueError(f"{run_dir} was trained by {cfg.package}; use {cfg.package}/<script>.py with it, "
-                         f"not {package}")
+    if not cfg.head_name:  # a run folder written before config.json named its head
+        cfg.head_name = registry.name_for_package(cfg.package)
+    wanted = package or (registry.package_of(registry.name_of(head_cls)) if head_cls is not None else None)
+    if wanted is not None and cfg.package != wanted:
+        raise UserError(f"{run_dir} was trained by {cfg.package}; use {cfg.package}/<script>.py with it, "
+                         f"not {wanted}")
+    head_cls = registry.head_class(cfg.head_name)
+    cfg.head = dataclasses.asdict(head_cls.make_options(**cfg.head))  # checks the recorded options
     labels = LabelVocab.load(os.path.join(run_dir, "labels.txt"))
     weights = os.path.join(run_dir, "model.weights.h5")
     if not os.path.isfile(weights):
@@ -382,7 +428,7 @@ def load_run(run_dir: str, head_cls, package: str) -> Run:
     try:
         model.load_weights(weights)
     except Exception as e:  # h5py/keras raise several types for a damaged file
-        raise ValueError(f"{weights}: cannot load the weights ({type(e).__name__}: {e}); the file is damaged "
+        raise UserError(f"{weights}: cannot load the weights ({type(e).__name__}: {e}); the file is damaged "
                          "or from another model. Retrain, or resume from checkpoints/") from None
     thresholds = None if head_cls.decodes_labels else Thresholds.load(os.path.join(run_dir, "thresholds.json"),
                                                                       labels.names)

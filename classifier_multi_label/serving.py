@@ -24,8 +24,10 @@ A SentencePiece vocabulary keeps tensorflow-text's ops (``tokenizer="tf_text"``)
 recorded in ``assets.extra/export.json``, next to the run's config, labels, thresholds and metrics.
 
 Example:
-    >>> path = export_run(run, "exports/reviews")  # doctest: +SKIP
-    >>> tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(["很好"]))  # doctest: +SKIP
+    >>> path = export_run(demo_run, tmp_dir + "/reviews")
+    >>> out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(["制热很快"]))
+    >>> sorted(out), tuple(out["scores"].shape) == (1, len(demo_run.labels))
+    (['decisions', 'label_count', 'label_names', 'labels', 'scores'], True)
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .config import TOKENIZERS
 from .core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
+from .errors import UserError
 from .files import write_json, write_text
 from .thresholds import final_decisions
 
@@ -71,14 +75,13 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
             "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
 
 
-TOKENIZERS = ("auto", "core", "tf_text")
 
 
 def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
     """(the preprocessor to export, "core" or "tf_text"): `preprocessor` over `CoreWordPieceTokenizer`
     when asked for, or with "auto" when it gives the same token ids on `PROBE_TEXTS`."""
     if tokenizer not in TOKENIZERS:
-        raise ValueError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}")
+        raise UserError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}")
     if tokenizer == "tf_text":
         return preprocessor, "tf_text"
     try:
@@ -86,7 +89,7 @@ def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
                                                      max_words=preprocessor.sequence_length)
     except (AttributeError, ValueError) as e:  # a SentencePiece model, or WordPiece options it lacks
         if tokenizer == "core":
-            raise ValueError(f"--tokenizer core cannot reproduce this run's tokenizer ({e}); "
+            raise UserError(f"--tokenizer core cannot reproduce this run's tokenizer ({e}); "
                              "use --tokenizer tf_text") from e
         log.info("export: keeping tensorflow-text tokenization (%s)", e)
         return preprocessor, "tf_text"
@@ -97,7 +100,7 @@ def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
         rows = [t for t, a, b in zip(PROBE_TEXTS, expected, got) if a.shape != b.shape or (a != b).any()]
         message = f"the core-op tokenizer differs from keras-hub's on {rows[:3]!r}"
         if tokenizer == "core":
-            raise ValueError(message + "; use --tokenizer tf_text")
+            raise UserError(message + "; use --tokenizer tf_text")
         log.warning("export: %s; keeping tensorflow-text tokenization", message)
         return preprocessor, "tf_text"
     return candidate, "core"
@@ -163,7 +166,7 @@ def write_models_config(path: str, name: str, base_path: str) -> None:
     """Adds (or replaces) model `name` at `base_path` in TF Serving's `--model_config_file`, keeping
     every other entry as written; the file is replaced atomically."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ValueError(f"model name {name!r}: use letters, digits, '_', '.' or '-' (it becomes a URL path)")
+        raise UserError(f"model name {name!r}: use letters, digits, '_', '.' or '-' (it becomes a URL path)")
     blocks = []
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
@@ -179,7 +182,7 @@ def _config_blocks(text: str, path: str) -> list:
     """The `config { ... }` blocks of a models.config, verbatim."""
     body = re.fullmatch(r"\s*model_config_list\s*\{(.*)\}\s*", text, re.S)
     if body is None:
-        raise ValueError(f"{path}: not a TF Serving models.config (expected `model_config_list {{ ... }}`); "
+        raise UserError(f"{path}: not a TF Serving models.config (expected `model_config_list {{ ... }}`); "
                          "give a new path or fix the file")
     rest, blocks, depth, start = body.group(1), [], 0, 0
     for i, ch in enumerate(rest):
@@ -189,6 +192,6 @@ def _config_blocks(text: str, path: str) -> list:
             start = i + 1
     if depth != 0 or rest[start:].strip() or not all(
             re.match(r'\s*config\s*\{', b) and re.search(r'name:\s*"[^"]*"', b) for b in blocks):
-        raise ValueError(f"{path}: expected only `config {{ name: ... }}` blocks with balanced braces; "
+        raise UserError(f"{path}: expected only `config {{ name: ... }}` blocks with balanced braces; "
                          "fix the file or give a new path")
     return blocks

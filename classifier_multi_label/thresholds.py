@@ -44,6 +44,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from .config import OBJECTIVES
+from .config import THRESHOLD_STRATEGIES as STRATEGIES
+from .errors import UserError
 from .files import write_json
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,7 @@ log = logging.getLogger(__name__)
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
-STRATEGIES = ("auto", "fixed", "global", "per_label")
-OBJECTIVES = ("micro", "macro", "samples")
+
 HALVINGS = 20  # random halvings of dev for --threshold-strategy auto (each half is held out once)
 
 
@@ -77,7 +79,7 @@ class Thresholds:
             d = json.load(fh)
         missing = [n for n in label_names if n not in d["thresholds"]]
         if missing:
-            raise ValueError(f"{path}: no threshold for labels {missing}: the file does not match labels.txt")
+            raise UserError(f"{path}: no threshold for labels {missing}: the file does not match labels.txt")
         return cls(np.array([d["thresholds"][n] for n in label_names], dtype=np.float32),
                    bool(d["at_least_one"]), d["strategy"], float(d["global_threshold"]),
                    d.get("auto_held_out_f1", d.get("auto_held_out_micro_f1")), d.get("objective", "micro"))
@@ -254,9 +256,9 @@ def tune_thresholds(y_dev, dev_scores, strategy: str, default: float = 0.5, min_
     y_dev, dev_scores = np.asarray(y_dev).astype(int), np.asarray(dev_scores)
     num_labels = y_dev.shape[1]
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown threshold strategy {strategy!r}: use {', '.join(STRATEGIES)}")
+        raise UserError(f"unknown threshold strategy {strategy!r}: use {', '.join(STRATEGIES)}")
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown threshold objective {objective!r}: use {', '.join(OBJECTIVES)}")
+        raise UserError(f"unknown threshold objective {objective!r}: use {', '.join(OBJECTIVES)}")
     if strategy == "fixed":
         return Thresholds(np.full(num_labels, default, np.float32), at_least_one, strategy, default,
                           objective=objective)

@@ -25,6 +25,8 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -42,7 +44,7 @@ def special_token_id(tokenizer, kind: str) -> int:
     for tok in _CANDIDATES[kind]:
         if tok in vocab:
             return int(tokenizer.token_to_id(tok))
-    raise ValueError(f"the vocabulary has no {kind} token (looked for {', '.join(_CANDIDATES[kind])})")
+    raise UserError(f"the vocabulary has no {kind} token (looked for {', '.join(_CANDIDATES[kind])})")
 
 
 class TextPreprocessor(keras.layers.Layer):

@@ -11,8 +11,22 @@ thresholds tuning applies afterwards. At a fixed 0.5 a model still learning
 the label priors scores exactly 0 for several epochs, and early stopping would see no signal.
 
 Example:
-    >>> trainer = Trainer(model, loss_fn, TrainConfig(epochs=2), steps_per_epoch=10)  # doctest: +SKIP
-    >>> history = trainer.fit(train_data_for_epoch, dev_inputs, y_dev, run_dir)  # doctest: +SKIP
+    >>> import keras_hub
+    >>> from classifier_multi_label.head import PooledHead
+    >>> from classifier_multi_label.losses import bce
+    >>> from classifier_multi_label.model import MultiLabelClassifier
+    >>> from classifier_multi_label.pipeline import make_dataset, text_dataset
+    >>> backbone = keras_hub.models.AlbertBackbone(vocabulary_size=preprocessor.vocabulary_size, num_layers=1,
+    ...     num_heads=2, embedding_dim=8, hidden_dim=8, intermediate_dim=16, max_sequence_length=32)
+    >>> model = MultiLabelClassifier(backbone, PooledHead(num_labels=2, pooling="mean"))
+    >>> texts, y = ["制热很快", "声音很大"], np.array([[1, 0], [0, 1]], "float32")
+    >>> trainer = Trainer(model, bce, TrainConfig(epochs=2), steps_per_epoch=1, learning_rate=1e-3)
+    >>> history = trainer.fit(lambda epoch: make_dataset(texts, y, preprocessor, batch_size=2),
+    ...                       text_dataset(texts, preprocessor, batch_size=2), y, tmp_dir)  # doctest: +ELLIPSIS
+    epoch 1/2
+    ...
+    >>> [h["epoch"] for h in history]
+    [1, 2]
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .distribute import Cluster
+from .errors import UserError
 from .files import write_json
 from .metrics import macro_f1
 from .thresholds import best_global_threshold, score
@@ -185,7 +200,7 @@ class Trainer:
         self._seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
         if cfg.adversarial_epsilon:
             if cfg.adversarial_epsilon < 0:
-                raise ValueError(f"--adversarial-epsilon {cfg.adversarial_epsilon}: use a positive norm, "
+                raise UserError(f"--adversarial-epsilon {cfg.adversarial_epsilon}: use a positive norm, "
                                  "e.g. 1.0, or 0 to train without FGM")
             self._table = model.backbone.token_embedding.embeddings  # [vocabulary, embedding_dim]
             self._table_index = next(i for i, v in enumerate(model.trainable_variables) if v is self._table)
@@ -338,7 +353,7 @@ class Trainer:
             log.info("resumed from %s after epoch %d", path, int(self.epoch.numpy()))
             return True
         if candidates:
-            raise ValueError(f"--resume: no checkpoint in {directory} can be restored (damaged, or from "
+            raise UserError(f"--resume: no checkpoint in {directory} can be restored (damaged, or from "
                              f"another model): delete {directory} to start over, or use another --output-dir")
         return False
 

@@ -1,6 +1,7 @@
 """The multi-dense head (docs/algorithms.md §1.7): one 2-way softmax per label.
 
-pooled text vector [batch, hidden] (`--pooling`, as the baseline's) -> dropout -> Dense(2 * num_labels) -> reshape [batch, num_labels, 2].
+pooled text vector [batch, hidden] (`--pooling`, as the baseline's) -> dropout -> Dense(2 * num_labels)
+-> reshape [batch, num_labels, 2].
 Training minimises the 2-way categorical cross-entropy of every label, averaged over labels. Since
 softmax([z0, z1])[1] = sigmoid(z1 - z0), that is exactly binary cross-entropy on the per-label logit
 z1 - z0, which `logits` returns; so the positive-class probability feeds the same metrics,
@@ -16,24 +17,21 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 from keras import ops
 
-from classifier_multi_label.heads import Head, Pooling, logits_layer
+from classifier_multi_label.head import Head, Pooling, logits_layer, resolve_pooling
+
+from .options import DensesOptions
 
 
 class DensesHead(Head):
-    @dataclass
-    class options:  # noqa: N801
-        dropout: float = 0.1
-        pooling: str = "auto"  # auto | cls | mean | attention (auto: cls if pretrained, else attention)
+    options = DensesOptions
 
-    def __init__(self, num_labels: int, dropout: float = 0.1, pooling: str = "cls", **kw):
-        super().__init__(num_labels, **kw)
-        self.pooling = Pooling(pooling)
-        self.dropout = keras.layers.Dropout(dropout)
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        self.pooling = Pooling(resolve_pooling(self.opts.pooling, pretrained=True))  # a run resolves auto first
+        self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = logits_layer(2 * num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):

@@ -19,7 +19,7 @@ in training, by default). Hypotheses are ranked by summed log-probability, as th
 Outputs: ``decisions`` is the best hypothesis' label set. ``scores`` are beam marginals: the
 final hypotheses' probabilities renormalised over the beam, summed over the hypotheses that hold
 the label; a label in every hypothesis scores 1, in none 0. They rank labels and show confidence;
-the decoded set, not a threshold, decides (see the README).
+the decoded set, not a threshold, decides (docs/heads.md).
 
 Fixes of the TF1 original: its start and end tokens were swapped between training and inference
 (decoding never stopped early), padding was attended to and fed to the encoder LSTMs, and the
@@ -35,18 +35,19 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from classifier_multi_label.heads import Head
+from classifier_multi_label.errors import UserError
+from classifier_multi_label.head import Head
+
+from .options import LABEL_ORDERS, Seq2SeqOptions
 
 PAD, GO, END, FIRST_LABEL = 0, 1, 2, 3
 NEG = -1e9  # the log-probability of an impossible hypothesis (finite: no inf - inf = nan)
-LABEL_ORDERS = ("frequency", "file")
 
 
 class Decoding(NamedTuple):
@@ -140,7 +141,7 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     800). oneDNN repacks a bfloat16 matmul's second operand on every call; with the small state there
     instead of the weights the upper layers' matmul took 0.59 ms instead of 0.77 per step. One matmul
     for all layers also beat projecting the first layer's input for every time before the loop (one
-    large matmul, then a second matmul and an add per step): README "Speed".
+    large matmul, then a second matmul and an add per step): docs/benchmarks.md.
     """
     dtype, depth = inputs.dtype, len(cells)
     units = cells[0][0].units
@@ -222,23 +223,18 @@ class Seq2SeqHead(Head):
     # 128) took 248 ms with XLA and 124 ms without. Inference keeps XLA (25 ms against 42 ms).
     xla_train_step = False
 
-    @dataclass
-    class options:  # noqa: N801
-        encoder_layers: int = 3  # LSTM layers in each direction
-        lstm_units: Optional[int] = None  # None: the encoder's hidden size (as the original)
-        dropout: float = 0.5  # on every LSTM output (the original: keep 0.5)
-        beam_width: int = 5  # 1: greedy decoding
-        label_order: str = "frequency"  # frequency | file: the order labels are decoded in
-        max_labels: Optional[int] = None  # None: the largest label set in the training data
+    options = Seq2SeqOptions
 
-    def __init__(self, num_labels: int, encoder_layers: int = 3, lstm_units: Optional[int] = None,
-                 dropout: float = 0.5, beam_width: int = 5, label_order: str = "frequency",
-                 max_labels: Optional[int] = None, **kw):
-        super().__init__(num_labels, **kw)
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        o = self.opts
+        encoder_layers, lstm_units, beam_width = o.encoder_layers, o.lstm_units, o.beam_width
+        label_order = o.label_order
+        max_labels, dropout = o.max_labels, o.dropout
         if label_order not in LABEL_ORDERS:
-            raise ValueError(f"--label-order {label_order!r}: use one of {', '.join(LABEL_ORDERS)}")
+            raise UserError(f"--label-order {label_order!r}: use one of {', '.join(LABEL_ORDERS)}")
         if beam_width < 1 or encoder_layers < 1:
-            raise ValueError("--beam-width and --encoder-layers must be at least 1")
+            raise UserError("--beam-width and --encoder-layers must be at least 1")
         self.encoder_layers, self.lstm_units, self.beam_width = int(encoder_layers), lstm_units, int(beam_width)
         self.label_order = label_order
         self.max_labels = int(max_labels) if max_labels is not None else num_labels
@@ -252,7 +248,7 @@ class Seq2SeqHead(Head):
         if options.get("max_labels") is None:
             options["max_labels"] = max(largest, 1)
         elif options["max_labels"] < largest:
-            raise ValueError(f"--max-labels {options['max_labels']}: a training text has {largest} labels; "
+            raise UserError(f"--max-labels {options['max_labels']}: a training text has {largest} labels; "
                              f"raise it to at least {largest} or leave it out")
         return options
 
@@ -265,7 +261,7 @@ class Seq2SeqHead(Head):
         out = np.zeros((len(label_lists), len(labels)), np.float32)
         for row, labs in enumerate(label_lists):
             if len(labs) > self.max_labels:
-                raise ValueError(f"a text has {len(labs)} labels, more than --max-labels {self.max_labels}")
+                raise UserError(f"a text has {len(labs)} labels, more than --max-labels {self.max_labels}")
             ids = [labels.index[lab] for lab in labs]
             if self.label_order == "frequency":
                 ids = sorted(ids, key=lambda i: rank[i])

@@ -57,7 +57,8 @@ HELD_OUT = 2  # the last phrases of each aspect appear in dev/test only
 def review(rng, held_out: bool):
     k = rng.choices([0, 1, 2, 3], weights=[12, 55, 25, 8])[0]
     if k == 0:
-        return rng.choice(OPENERS) + rng.choice(NONE) + rng.choice(["", "。", "！", "，先给个好评。", "，看看耐不耐用。"]), []
+        endings = ["", "。", "！", "，先给个好评。", "，看看耐不耐用。"]
+        return rng.choice(OPENERS) + rng.choice(NONE) + rng.choice(endings), []
     labels = rng.sample(sorted(ASPECTS), k)
     parts = []
     for lab in labels:

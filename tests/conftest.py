@@ -22,6 +22,10 @@ TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--n
         "--epochs", "2", "--learning-rate", "1e-3",
         "--precision", "float32"]  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
 
+# TINY as keyword arguments of the Python API.
+TINY_OPTIONS = dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, vocab_size=300,
+                    max_seq_length=32, batch_size=8, epochs=2, learning_rate=1e-3, precision="float32")
+
 REVIEWS = [  # (text, labels): a small hellonlp-style set
     ("制热很快，房间很暖和", ["制热"]), ("声音很大，晚上睡不着", ["噪音"]), ("外观漂亮，颜值高", ["外观"]),
     ("制热快，声音也小", ["制热", "噪音"]), ("价格便宜，外观好看", ["价格", "外观"]), ("还没用", []),
@@ -115,3 +119,19 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path, atol=1e-5):
     for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
         chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
         assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
+
+
+@pytest.fixture(scope="session")
+def demo_run_dir(tmp_path_factory):
+    """One tiny TextCNN run on the small review set, trained once per test session through the Python
+    API (exported too), for tests and docstring examples that need a trained run and do not change it."""
+    import pandas as pd
+
+    import classifier_multi_label as cml
+
+    run_dir = tmp_path_factory.mktemp("demo") / "run"
+    texts, labels = [t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]
+    dev = pd.DataFrame({"text": texts, "labels": labels})  # each shape the API accepts: lists, a DataFrame
+    cml.train("textcnn", train=(texts * 3, labels * 3), dev=dev, test=(texts, labels),
+              output_dir=str(run_dir), filter_sizes=[2, 3], num_filters=8, baseline="none", **TINY_OPTIONS)
+    return run_dir

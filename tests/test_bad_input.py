@@ -1,4 +1,5 @@
-"""Every row of the README's bad-input table, through the command-line entry points: a one-line error
+"""Every row of the bad-input table in docs/data-and-encoders.md, through the command-line entry points:
+a one-line error
 naming the file (and line) and the fix, exit status 2, no traceback; or, for a huge text, a result."""
 
 import json
@@ -29,15 +30,17 @@ def fails(capsys, entry, argv, *expected, head=PooledHead, package=BASE):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
-    return {"dir": d, "train": write_hellonlp(d / "train.csv", REVIEWS * 3), "dev": write_hellonlp(d / "dev.csv", REVIEWS),
+    return {"dir": d, "train": write_hellonlp(d / "train.csv", REVIEWS * 3),
+            "dev": write_hellonlp(d / "dev.csv", REVIEWS),
             "test": write_hellonlp(d / "test.csv", REVIEWS)}
 
 
 @pytest.fixture(scope="module")
 def trained(files):
     run_dir = files["dir"] / "run"
-    cli.train(PooledHead, BASE, [str(a) for a in ["--train-file", files["train"], "--dev-file", files["dev"],
-                                                  "--test-file", files["test"], "--output-dir", run_dir, *TINY, "--no-export"]])
+    flags = ["--train-file", files["train"], "--dev-file", files["dev"], "--test-file", files["test"],
+             "--output-dir", run_dir, *TINY, "--no-export"]
+    cli.train(PooledHead, BASE, [str(a) for a in flags])
     return run_dir
 
 

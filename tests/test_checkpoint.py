@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from classifier_multi_label.albert_checkpoint import CheckpointError, albert_backbone_from_config, port_albert_checkpoint
+from classifier_multi_label.albert_checkpoint import (
+    CheckpointError,
+    albert_backbone_from_config,
+    port_albert_checkpoint,
+)
 from classifier_multi_label.config import EncoderConfig
 from classifier_multi_label.encoder import load_encoder
 
@@ -164,13 +168,15 @@ def test_google_albert_folder_through_encoder_flag(tmp_path):
     folder = tmp_path / "albert_tiny_zh"
     folder.mkdir()
     (folder / "albert_config.json").write_text(json.dumps(CONFIG))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("制热很快声音大外观漂亮价格便宜好坏用了一个月真的") + ["##a"]
+    vocab = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("制热很快声音大外观漂亮价格便宜")
+             + list("好坏用了一个月真的") + ["##a"])
     (folder / "vocab_chinese.txt").write_text("\n".join(vocab[:30]) + "\n", encoding="utf-8")
     arrays = tf1_arrays(CONFIG, "albert")
     write_tf1_checkpoint(folder / "albert_model.ckpt", arrays)
     enc = load_encoder(EncoderConfig(encoder=str(folder)), max_seq_length=16)
     assert enc.pretrained and enc.preprocessor.vocabulary_size == 30
-    np.testing.assert_array_equal(enc.backbone.get_layer("pooled_dense").kernel.numpy(), arrays["albert/pooler/dense/kernel"])
+    np.testing.assert_array_equal(enc.backbone.get_layer("pooled_dense").kernel.numpy(),
+                                  arrays["albert/pooler/dense/kernel"])
     # A corrupt checkpoint file is a clear error, not a crash deep in TensorFlow.
     data_file = [f for f in os.listdir(folder) if ".data-" in f][0]
     (folder / data_file).write_bytes(b"garbage")

@@ -66,7 +66,7 @@ def test_train_with_a_hugging_face_encoder(tmp_path):
     rows = [("the heater is warm", ["warm"]), ("very loud", ["loud"]), ("cheap and nice", ["cheap"]),
             ("warm and loud", ["warm", "loud"]), ("nice", [])] * 4
     train = tmp_path / "train.jsonl"
-    train.write_text("\n".join(json.dumps({"text": t, "labels": l}) for t, l in rows) + "\n")
+    train.write_text("\n".join(json.dumps({"text": t, "labels": ls}) for t, ls in rows) + "\n")
     args = [a for a in TINY]
     proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--encoder", tmp_path / "tiny-bert",
                       "--output-dir", tmp_path / "run", *args)

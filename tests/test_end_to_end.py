@@ -8,7 +8,6 @@ import pytest
 from conftest import REVIEWS, ROOT, TINY, assert_export_parity, run_script, write_hellonlp
 
 
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")

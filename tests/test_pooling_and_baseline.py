@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from classifier_multi_label.baseline import TfidfBaseline, mostly_cjk, wanted
-from classifier_multi_label.heads import PooledHead, Pooling, resolve_pooling
+from classifier_multi_label.head import PooledHead, Pooling, resolve_pooling
 from classifier_multi_label.run import baseline_verdict
 
 SEQ = tf.random.normal([2, 5, 4], seed=1)  # [batch, length, hidden]

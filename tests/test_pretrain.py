@@ -4,7 +4,6 @@ line end to end: TextCNN's run in `test_siblings.py`."""
 import keras
 import keras_hub
 import numpy as np
-
 from conftest import REVIEWS
 
 from classifier_multi_label.config import TrainConfig

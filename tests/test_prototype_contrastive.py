@@ -89,11 +89,12 @@ def test_training_steps_lower_the_loss(inner):
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.AlbertBackbone(vocabulary_size=40, num_layers=1, num_heads=2, embedding_dim=8,
                                                hidden_dim=8, intermediate_dim=16, max_sequence_length=32)
-    head = PrototypeContrastiveHead(3, head=inner, dropout=0.0, filter_sizes=[2, 3], num_filters=8,
+    head = PrototypeContrastiveHead(3, classifier=inner, dropout=0.0, filter_sizes=[2, 3], num_filters=8,
                                     label_counts=[2, 1, 2], num_train=3, n_pos=4, n_neg=4, k_pos=2, k_neg=2)
     model = MultiLabelClassifier(backbone, head)
     x = {"token_ids": np.array([[2, 5, 6, 3, 0], [2, 8, 9, 10, 3], [2, 11, 3, 0, 0]], np.int32),
-         "segment_ids": np.zeros((3, 5), np.int32), "padding_mask": np.array([[1] * 4 + [0], [1] * 5, [1] * 3 + [0] * 2])}
+         "segment_ids": np.zeros((3, 5), np.int32),
+         "padding_mask": np.array([[1] * 4 + [0], [1] * 5, [1] * 3 + [0] * 2])}
     y = tf.constant([[1, 0, 0], [0, 1, 1], [1, 0, 1]], tf.float32)
     opt = keras.optimizers.Adam(1e-2)
 
@@ -114,11 +115,11 @@ def test_commands_and_export(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_script("contrib/prototype_contrastive/train.py", "--train-file", tiny_data["train"],
                       "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir,
-                      *TINY, "--head", "textcnn", "--filter-sizes", "2", "3", "--num-filters", "8",
+                      *TINY, "--classifier", "textcnn", "--filter-sizes", "2", "3", "--num-filters", "8",
                       "--n-pos", "4", "--n-neg", "8", "--k-pos", "3", "--k-neg", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["package"] == "contrib.prototype_contrastive" and config["head"]["head"] == "textcnn"
+    assert config["package"] == "contrib.prototype_contrastive" and config["head"]["classifier"] == "textcnn"
     assert len(config["head"]["label_counts"]) == len((run_dir / "labels.txt").read_text().split())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     proc = run_script("contrib/prototype_contrastive/eval.py", "--model-dir", run_dir, "--test-file",

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from conftest import REVIEWS, ROOT, TINY, run_script, write_hellonlp
 
-
 EPOCHS = 14  # enough to kill the run mid-way: an epoch of this tiny run takes about a second
 
 

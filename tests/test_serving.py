@@ -27,7 +27,8 @@ from classifier_multi_label.run import demo_file
 from classifier_multi_label.serving import saved_model_ops, write_models_config
 from classifier_multi_label.tokenization import TextPreprocessor, build_vocabulary
 
-AWKWARD = ["", "   \t\n ", "x" * 100_000, "好" * 100_000, "🔥🎉 emoji 👍🏽 👨\u200d👩\u200d👧", "\x00\x01\x07\x1b[31m\x7f ctrl",
+AWKWARD = ["", "   \t\n ", "x" * 100_000, "好" * 100_000, "🔥🎉 emoji 👍🏽 👨\u200d👩\u200d👧",
+           "\x00\x01\x07\x1b[31m\x7f ctrl",
            "混合 mixed Русский العربية हिन्दी 한국어 ＦＵＬＬ　ｗｉｄｔｈ", "制热很快，声音也小", "e\u0301\u0301 ﬁ ①"]
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from classifier_multi_label.config import RunConfig, parse_config
-from classifier_multi_label.heads import PooledHead
+from classifier_multi_label.head import PooledHead
 from classifier_multi_label.tokenization import TextPreprocessor, build_vocabulary
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "用", "hello", "##s", "a"]
@@ -54,7 +54,7 @@ def test_flags_override_config_file(tmp_path):
 def test_unknown_config_key_is_an_error(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"train": {"epoch": 3}}))
-    with pytest.raises(ValueError, match="unknown keys in 'train'"):
+    with pytest.raises(ValueError, match=r"unknown option 'epoch' in 'train' \(did you mean 'epochs'\?\)"):
         parse_config(["--config", str(path)], "classifier_multi_label")
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from classifier_multi_label.config import TrainConfig
-from classifier_multi_label.heads import TextCNNHead
+from classifier_multi_label.head import TextCNNHead
 from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
 from classifier_multi_label.trainer import Trainer

@@ -2,6 +2,12 @@
 binary present/absent head at masked label slots, text MLM early in training. See model.py and
 README.md."""
 
-from .model import LabelMaskHead
+import importlib
 
 __all__ = ["LabelMaskHead"]
+
+
+def __getattr__(name):  # the head (and TensorFlow) load on first use: `--help` and options need neither
+    if name != "LabelMaskHead":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(".model", __name__), name)

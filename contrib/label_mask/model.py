@@ -26,25 +26,28 @@ apply the thresholds tuned on dev to the scores, as the baseline. The export bui
 in the graph from raw text, and runs the chosen decoding.
 
 Example:
-    >>> head = LabelMaskHead(num_labels=3)  # doctest: +SKIP
-    >>> backbone, preprocessor = head.adapt_encoder(backbone, preprocessor)  # doctest: +SKIP
+    >>> head = LabelMaskHead(num_labels=3)
+    >>> bigger, template = head.adapt_encoder(backbone, preprocessor)
+    >>> bigger.vocabulary_size - backbone.vocabulary_size  # five tokens per label
+    15
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from classifier_multi_label.encoder import EncoderError, grow_backbone
-from classifier_multi_label.heads import Head
+from classifier_multi_label.errors import UserError
+from classifier_multi_label.head import Head
 from classifier_multi_label.tokenization import SPECIAL_TOKENS, special_token_id
 
+from .options import DECODINGS, LabelMaskOptions
+
 LS, LE, YES, NO, MASK = range(5)  # offsets of a label's five tokens
-DECODINGS = ("full", "top_p")
 
 
 class LabelTemplate(keras.layers.Layer):
@@ -92,24 +95,17 @@ class LabelMaskHead(Head):
     uses_core_loss = False  # BCE over the masked slots only, plus MLM
     supports_bfloat16 = False  # its MLM and slot losses have not been checked in bfloat16
 
-    @dataclass
-    class options:  # noqa: N801
-        dropout: float = 0.1
-        label_noise: float = 0.01  # revealed slots show the wrong value with this probability
-        mlm_epochs: int = 10  # text MLM during the first epochs (the reference: 15 of 25), 0: never
-        mlm_probability: float = 0.15
-        mlm_weight: float = 1.0
-        decoding: str = "full"  # full: one pass, every slot masked | top_p: one pass per label (see above)
+    options = LabelMaskOptions
 
-    def __init__(self, num_labels: int, dropout: float = 0.1, label_noise: float = 0.01, mlm_epochs: int = 10,
-                 mlm_probability: float = 0.15, mlm_weight: float = 1.0, decoding: str = "full", **kw):
-        super().__init__(num_labels, **kw)
-        if decoding not in DECODINGS:
-            raise ValueError(f"--decoding {decoding!r}: use one of {', '.join(DECODINGS)}")
-        self.decoding = decoding
-        self.label_noise, self.mlm_epochs = float(label_noise), int(mlm_epochs)
-        self.mlm_probability, self.mlm_weight = float(mlm_probability), float(mlm_weight)
-        self.dropout = keras.layers.Dropout(dropout)
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        o = self.opts
+        if o.decoding not in DECODINGS:
+            raise UserError(f"--decoding {o.decoding!r}: use one of {', '.join(DECODINGS)}")
+        self.decoding = o.decoding
+        self.label_noise, self.mlm_epochs = float(o.label_noise), int(o.mlm_epochs)
+        self.mlm_probability, self.mlm_weight = float(o.mlm_probability), float(o.mlm_weight)
+        self.dropout = keras.layers.Dropout(o.dropout)
         self.slot_dense = keras.layers.Dense(1, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
                                              name="slot_logit")
         self.seed = keras.random.SeedGenerator(0)

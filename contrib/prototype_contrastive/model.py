@@ -1,6 +1,6 @@
 """SharpReCL prototype contrastive training, multi-label adaptation (docs/algorithms.md §3, §3.5).
 
-The classifier is the baseline's pooled head or the TextCNN head (`--head`); the contrastive parts
+The classifier is the baseline's pooled head or the TextCNN head (`--classifier`); the contrastive parts
 exist only for training, and the export is the plain classifier (sigmoid of its logits).
 
 Per training step, with the batch seen twice (the second view is dropout noise: the batch is
@@ -34,15 +34,16 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from classifier_multi_label.heads import Head, PooledHead, TextCNNHead
+from classifier_multi_label.errors import UserError
+from classifier_multi_label.head import Head, PooledHead, TextCNNHead
 from classifier_multi_label.losses import prior_logits
+
+from .options import PrototypeContrastiveOptions
 
 NEG = -1e9
 INNER = {"pooled": PooledHead, "textcnn": TextCNNHead}
@@ -127,54 +128,32 @@ class PrototypeContrastiveHead(Head):
     xla_train_step = False
     batch_local_loss = False  # positives and negatives come from the whole batch: not split over replicas
 
-    @dataclass
-    class options:  # noqa: N801
-        head: str = "pooled"  # the classifier trained: pooled (the baseline) | textcnn
-        dropout: Optional[float] = None  # None: the classifier's default (pooled 0.1, textcnn 0.5)
-        pooling: str = "auto"  # pooled only: auto | cls | mean | attention (as the baseline's --pooling)
-        filter_sizes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7])  # textcnn only
-        num_filters: int = 128  # textcnn only
-        temperature: float = 0.3
-        contrastive_weight: float = 1.0
-        proj_dim: int = 100
-        n_pos: int = 20  # positive targets per label and step
-        n_neg: int = 60  # negative targets per label and step
-        k_pos: int = 20  # hard positives mixed from
-        k_neg: int = 20  # hard negatives mixed from
-        mix_alpha: float = 0.5  # λ ~ Beta(mix_alpha, mix_alpha)
-        hard_ratio_start: float = 0.5
-        hard_ratio_epochs: int = 30  # the hard ratio reaches 1 after this many epochs
-        effective_beta: float = 0.9999  # class weights by effective number
-        logit_adjustment: bool = True  # BCE on z + log(π/(1-π)) in training
-        label_counts: Optional[list[int]] = None  # filled in from the training data
-        num_train: Optional[int] = None  # filled in from the training data
+    options = PrototypeContrastiveOptions
+    renamed_options = {"head": "classifier"}  # config.json files written before the rename
 
-    def __init__(self, num_labels: int, head: str = "pooled", dropout: Optional[float] = None, pooling: str = "cls",
-                 filter_sizes=(2, 3, 4, 5, 6, 7), num_filters: int = 128, temperature: float = 0.3,
-                 contrastive_weight: float = 1.0, proj_dim: int = 100, n_pos: int = 20, n_neg: int = 60,
-                 k_pos: int = 20, k_neg: int = 20, mix_alpha: float = 0.5, hard_ratio_start: float = 0.5,
-                 hard_ratio_epochs: int = 30, effective_beta: float = 0.9999, logit_adjustment: bool = True,
-                 label_counts=None, num_train: Optional[int] = None, **kw):
-        super().__init__(num_labels, **kw)
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        o = self.opts
+        head, dropout, label_counts, num_train = o.classifier, o.dropout, o.label_counts, o.num_train
         if head not in INNER:
-            raise ValueError(f"--head {head!r}: use one of {', '.join(INNER)}")
+            raise UserError(f"--classifier {head!r}: use one of {', '.join(INNER)}")
         if num_labels < 2:
-            raise ValueError("prototype contrastive training needs at least 2 labels")
+            raise UserError("prototype contrastive training needs at least 2 labels")
         inner_kw = {} if dropout is None else {"dropout": dropout}
         if head == "textcnn":
-            inner_kw.update(filter_sizes=filter_sizes, num_filters=num_filters)
+            inner_kw.update(filter_sizes=o.filter_sizes, num_filters=o.num_filters)
         else:
-            inner_kw.update(pooling=pooling)
+            inner_kw.update(pooling=o.pooling)
         self.inner = INNER[head](num_labels, name="classifier", **inner_kw)
         counts = np.asarray(label_counts if label_counts is not None else [1] * num_labels, np.float64)
         total = int(num_train or max(counts.sum(), 1.0))
-        prior_logit = prior_logits(counts, total) if logit_adjustment else np.zeros(num_labels, np.float32)
+        prior_logit = prior_logits(counts, total) if o.logit_adjustment else np.zeros(num_labels, np.float32)
         self.prior_logit = tf.constant(prior_logit)  # [labels]
-        self.class_weights = tf.constant(effective_number_weights(counts, effective_beta))  # [labels]
-        self.temperature, self.contrastive_weight = float(temperature), float(contrastive_weight)
-        self.n_pos, self.n_neg, self.k_pos, self.k_neg = int(n_pos), int(n_neg), int(k_pos), int(k_neg)
-        self.mix_alpha, self.proj_dim = float(mix_alpha), int(proj_dim)
-        self.hard_ratio_start, self.hard_ratio_epochs = float(hard_ratio_start), max(int(hard_ratio_epochs), 1)
+        self.class_weights = tf.constant(effective_number_weights(counts, o.effective_beta))  # [labels]
+        self.temperature, self.contrastive_weight = float(o.temperature), float(o.contrastive_weight)
+        self.n_pos, self.n_neg, self.k_pos, self.k_neg = int(o.n_pos), int(o.n_neg), int(o.k_pos), int(o.k_neg)
+        self.mix_alpha, self.proj_dim = float(o.mix_alpha), int(o.proj_dim)
+        self.hard_ratio_start, self.hard_ratio_epochs = float(o.hard_ratio_start), max(int(o.hard_ratio_epochs), 1)
         self.seed = keras.random.SeedGenerator(0)
 
     @classmethod
@@ -183,7 +162,7 @@ class PrototypeContrastiveHead(Head):
             options["label_counts"] = labels.multi_hot(train_label_lists).sum(axis=0).astype(int).tolist()
             options["num_train"] = len(train_label_lists)
         elif len(options["label_counts"]) != len(labels):
-            raise ValueError(f"--label-counts has {len(options['label_counts'])} values for {len(labels)} labels")
+            raise UserError(f"--label-counts has {len(options['label_counts'])} values for {len(labels)} labels")
         return options
 
     def build(self, encoder_outputs_shape, padding_mask_shape=None):

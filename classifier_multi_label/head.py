@@ -23,20 +23,27 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from .config import POOLINGS as POOLING_CHOICES
+from .config import build_head_config
+from .errors import UserError
+from .head_options import PooledOptions, TextCNNOptions
+
 
 class Head(keras.layers.Layer):
     """Base class: encoder outputs -> per-label outputs."""
 
     @dataclass
-    class options:  # noqa: N801 - the options dataclass of a head; fields become CLI flags
+    class options:  # noqa: N801 - a head's options dataclass (declared once; fields become CLI flags)
         pass
+
+    renamed_options: dict = {}  # old option name -> new, so config.json files written before a rename load
 
     decodes_labels = False  # True: `infer` returns the label sets ("decisions"); no thresholds
     uses_core_loss = True  # False: `compute_loss` ignores the core's --loss, which must stay "bce"
@@ -44,9 +51,17 @@ class Head(keras.layers.Layer):
     supports_bfloat16 = True  # False: --precision auto stays float32 and mixed_bfloat16 is refused
     batch_local_loss = True  # False: the loss couples a whole batch (contrastive): one replica only
 
-    def __init__(self, num_labels: int, **options):
-        super().__init__(name=options.pop("name", "head"))
+    def __init__(self, num_labels: int, name: str = "head", **options):
+        super().__init__(name=name)
         self.num_labels = int(num_labels)
+        self.opts = self.make_options(**options)  # the `options` dataclass: each option declared once
+
+    @classmethod
+    def make_options(cls, **values):
+        """The head's `options` from keyword values, defaults for the rest; a name the dataclass does
+        not declare is an error naming the closest valid one."""
+        values = {cls.renamed_options.get(k, k): v for k, v in values.items()}
+        return build_head_config(cls.options, values)
 
     @classmethod
     def resolve_options(cls, options: dict, train_label_lists, labels) -> dict:
@@ -104,7 +119,7 @@ def logits_layer(units: int) -> keras.layers.Dense:
                               name="logits")
 
 
-POOLINGS = ("cls", "mean", "attention")
+POOLINGS = tuple(p for p in POOLING_CHOICES if p != "auto")  # what a Pooling layer computes
 SCRATCH_POOLING = "attention"  # what --pooling auto takes for an encoder trained from scratch
 
 
@@ -116,7 +131,7 @@ def resolve_pooling(pooling: str, pretrained: bool) -> str:
     if pooling == "auto":
         return "cls" if pretrained else SCRATCH_POOLING
     if pooling not in POOLINGS:
-        raise ValueError(f"--pooling {pooling!r}: use auto, {', '.join(POOLINGS)}")
+        raise UserError(f"--pooling {pooling!r}: use auto, {', '.join(POOLINGS)}")
     return pooling
 
 
@@ -138,7 +153,7 @@ class Pooling(keras.layers.Layer):
     def __init__(self, mode: str = "cls", **kw):
         super().__init__(name=kw.pop("name", "pooling"), **kw)
         if mode not in POOLINGS:
-            raise ValueError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
+            raise UserError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
                              "training run from the encoder)")
         self.mode = mode
         self.score = keras.layers.Dense(1, name="attention_score") if mode == "attention" else None
@@ -159,17 +174,15 @@ class Pooling(keras.layers.Layer):
 
 class PooledHead(Head):
     """The baseline: pooled text vector -> dropout -> Dense(num_labels) logits (sigmoid outside the
-    loss). `pooling` chooses the vector (`Pooling`; `--pooling auto` resolves it from the encoder)."""
+    loss). `pooling` chooses the vector (`Pooling`; a training run resolves `auto` from the encoder,
+    a head built by hand takes `cls` for it)."""
 
-    @dataclass
-    class options:  # noqa: N801
-        dropout: float = 0.1
-        pooling: str = "auto"  # auto | cls | mean | attention (auto: cls if pretrained, else attention)
+    options = PooledOptions
 
-    def __init__(self, num_labels: int, dropout: float = 0.1, pooling: str = "cls", **kw):
-        super().__init__(num_labels, **kw)
-        self.pooling = Pooling(pooling)
-        self.dropout = keras.layers.Dropout(dropout)
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        self.pooling = Pooling(resolve_pooling(self.opts.pooling, pretrained=True))
+        self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = logits_layer(num_labels)
 
     def features(self, encoder_outputs, padding_mask):
@@ -203,19 +216,14 @@ class TextCNNHead(Head):
         (2, 3)
     """
 
-    @dataclass
-    class options:  # noqa: N801
-        filter_sizes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7])
-        num_filters: int = 128
-        dropout: float = 0.5
+    options = TextCNNOptions
 
-    def __init__(self, num_labels: int, filter_sizes=(2, 3, 4, 5, 6, 7), num_filters: int = 128,
-                 dropout: float = 0.5, **kw):
-        super().__init__(num_labels, **kw)
-        self.filter_sizes, self.num_filters = [int(k) for k in filter_sizes], int(num_filters)
-        self.convs = [keras.layers.Conv1D(num_filters, k, padding="valid", activation="relu", name=f"conv_{k}")
+    def __init__(self, num_labels: int, **options):
+        super().__init__(num_labels, **options)
+        self.filter_sizes, self.num_filters = [int(k) for k in self.opts.filter_sizes], int(self.opts.num_filters)
+        self.convs = [keras.layers.Conv1D(self.num_filters, k, padding="valid", activation="relu", name=f"conv_{k}")
                       for k in self.filter_sizes]
-        self.dropout = keras.layers.Dropout(dropout)
+        self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = logits_layer(num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):

@@ -1,0 +1,6 @@
+"""`python -m classifier_multi_label {train,eval,predict,export} --head NAME ...`."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""The options of the core's heads (the baseline's pooled head and TextCNN), declared once with
+their defaults, help and choices, in a module without TensorFlow so that `--help` answers at once.
+The head classes (`head.py`) use these dataclasses; config.json records their resolved values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import POOLINGS, option
+
+
+@dataclass
+class PooledOptions:
+    dropout: float = option(0.1, "dropout on the pooled text vector")
+    pooling: str = option("auto", "the text vector: the [CLS] state, the mean of the tokens, or a learned "
+                                  "attention over them; auto: cls over a pretrained encoder, attention from scratch",
+                          POOLINGS)
+
+
+@dataclass
+class TextCNNOptions:
+    filter_sizes: list[int] = option(help="convolution widths, in tokens", factory=lambda: [2, 3, 4, 5, 6, 7])
+    num_filters: int = option(128, "filters per width")
+    dropout: float = option(0.5, "dropout on the concatenated max-pooled features")

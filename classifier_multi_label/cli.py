@@ -139,11 +139,15 @@ def evaluate(head, package: str | None = None, argv=None):
 
 
 def read_texts(path: str, encoding: str = "utf-8") -> list:
-    """Texts to predict: `-` (stdin) or a .txt file, one per line; a .jsonl/.csv/.tsv data file."""
-    from .data import DataError, read_examples
+    """Texts to predict: `-` (stdin) or a .txt file, one per line, every line kept (a blank line is an
+    empty text, so output row k answers input line k); or a .jsonl/.csv/.tsv data file."""
+    from .data import DataError, decode, read_examples
 
     if path == "-":
-        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        return decode(sys.stdin.buffer.read(), "<stdin>", encoding).splitlines()
+    if os.path.isdir(path):
+        raise DataError(path, None, "is a folder, not a file", "give a text file (one text per line), a data file, "
+                        "or - for standard input")
     if path.endswith((".jsonl", ".csv", ".tsv", ".json")):
         try:
             return read_examples(path, encoding=encoding).texts
@@ -155,8 +159,10 @@ def read_texts(path: str, encoding: str = "utf-8") -> list:
         if rows and "content" in rows[0]:
             return [r["content"] for r in rows]
         raise DataError(path, 1, "no `content` column", "give a CSV with a content column, or a .txt file")
-    with open(path, encoding=encoding) as fh:
-        return [line.rstrip("\n") for line in fh if line.strip()]
+    if not os.path.isfile(path):
+        raise DataError(path, None, "no such file", "check the path, or give - for standard input")
+    with open(path, "rb") as fh:
+        return decode(fh.read(), path, encoding).splitlines()
 
 
 @_user_errors

@@ -96,11 +96,11 @@ class Examples:
                         [self.lines[i] for i in indices], self.report, self.header_labels)
 
 
-def _decode(path, encoding: str) -> str:
-    with open(path, "rb") as fh:
-        raw = fh.read()
+def decode(raw: bytes, path, encoding: str) -> str:
+    """`raw` as text (a UTF-8 BOM dropped); bytes that are not valid `encoding` are a DataError naming
+    `path` and the line."""
     try:
-        text = raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+        return raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise DataError(path, line, f"bytes {raw[e.start:e.end]!r} are not valid {encoding}",
@@ -109,6 +109,11 @@ def _decode(path, encoding: str) -> str:
     except LookupError:
         raise DataError(path, None, f"unknown encoding {encoding!r}",
                         "pass a Python codec name to --encoding") from None
+
+
+def _decode(path, encoding: str) -> str:
+    with open(path, "rb") as fh:
+        text = decode(fh.read(), path, encoding)
     if not text.strip():
         raise DataError(path, None, "the file is empty", "point the flag at a file with a header and rows")
     return text
@@ -136,6 +141,8 @@ def read_examples(path, data_format: str = "auto", text_column: Optional[str] = 
                   label_column: Optional[str] = None, label_separator: Optional[str] = None,
                   encoding: str = "utf-8") -> Examples:
     """Reads one labelled file in any of the four formats."""
+    if os.path.isdir(path):
+        raise DataError(path, None, "is a folder, not a file", "give the data file inside it")
     if not os.path.isfile(path):
         raise DataError(path, None, "no such file", "check the path (relative paths start at the current folder)")
     text = _decode(path, encoding)

@@ -34,7 +34,7 @@ from . import encoder as encoder_lib
 from . import registry
 from .client import prediction_rows
 from .config import RunConfig
-from .data import Examples, LabelVocab, examples_from, read_examples, write_jsonl
+from .data import DataError, Examples, LabelVocab, examples_from, read_examples, write_jsonl
 from .distribute import Cluster, make_strategy
 from .errors import UserError
 from .files import write_json, write_text
@@ -128,6 +128,8 @@ def _read(path, cfg: RunConfig) -> Examples:
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
     run_dir = cfg.output_dir or os.path.join("runs", cfg.package, time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"--output-dir {run_dir} is a file: give a folder (new, or empty)")
     if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg.train.resume:
         raise FileExistsError(f"{run_dir} is not empty: pass --resume to continue that run, "
                               "or another --output-dir")
@@ -248,6 +250,13 @@ def check_options(cfg: RunConfig):
         raise UserError(f"--loss {t.loss!r}: use {', '.join(LOSSES)}")
     baseline_lib.wanted(t.baseline, 0, 0)  # raises for an unknown choice
     RunConfig.from_dict(json.loads(cfg.to_json()))  # types and ranges of every option (config.py declares them)
+    d = cfg.data
+    for flag, path in (("--train-file", d.train_file), ("--dev-file", d.dev_file), ("--test-file", d.test_file),
+                       ("--label-file", d.label_file)):
+        if path is not None and not os.path.isfile(path):
+            problem = "is a folder, not a file" if os.path.isdir(path) else "no such file"
+            raise DataError(path, None, f"{flag}: {problem}", "check the path (relative paths start at the current "
+                                                               "folder)")
     if "pooling" in cfg.head and cfg.head["pooling"] != "auto":
         resolve_pooling(cfg.head["pooling"], False)  # raises for an unknown pooling
 

@@ -232,3 +232,34 @@ def test_a_renamed_option_in_an_older_config_still_loads():
     from contrib.prototype_contrastive import PrototypeContrastiveHead
 
     assert PrototypeContrastiveHead.make_options(head="textcnn").classifier == "textcnn"
+
+
+def test_predict_input_keeps_every_line_and_names_bad_bytes(tmp_path, monkeypatch):
+    import io
+
+    from classifier_multi_label.cli import read_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes("制热很快\n\n   \n声音大\n".encode("utf-8"))
+    assert read_texts(str(path)) == ["制热很快", "", "   ", "声音大"]  # output row k answers input line k
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("好\n".encode() + b"\xba\xc3\n")))
+    with pytest.raises(DataError, match=r"<stdin>:2: bytes b'\\xba' are not valid utf-8"):
+        read_texts("-")
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_texts(str(tmp_path))
+
+
+@pytest.mark.parametrize("where", ["train_folder", "output_file"])
+def test_paths_of_the_wrong_kind_stop_before_any_work(where, capsys, tiny_data, tmp_path):
+    from classifier_multi_label import cli
+
+    out = tmp_path / "out"
+    if where == "output_file":
+        out.write_text("not a folder")
+    argv = ["--train-file", str(tmp_path) if where == "train_folder" else tiny_data["train"], "--output-dir", str(out)]
+    with pytest.raises(SystemExit) as e:
+        cli.train("sigmoid", argv=argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert ("--train-file: is a folder, not a file" if where == "train_folder" else "is a file: give a folder") in err
+    assert out.is_file() if where == "output_file" else not out.exists()  # nothing created or overwritten

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REVIEWS, ROOT, TINY
+from conftest import REVIEWS, ROOT, TINY, TINY_OPTIONS
 
 import classifier_multi_label as cml
 from classifier_multi_label import registry
@@ -263,3 +263,20 @@ def test_paths_of_the_wrong_kind_stop_before_any_work(where, capsys, tiny_data, 
     assert e.value.code == 2
     assert ("--train-file: is a folder, not a file" if where == "train_folder" else "is a file: give a folder") in err
     assert out.is_file() if where == "output_file" else not out.exists()  # nothing created or overwritten
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sigmoid", "denses", "seq2seq", "label_mask", "prototype_contrastive"])
+def test_the_python_snippet_runs_for_every_head(name, tmp_path):
+    """README's snippet for each head name other than textcnn (the session fixture covers that one):
+    train in memory, predict, evaluate, load by path, export."""
+    texts, labels = [t for t, _ in REVIEWS] * 3, [ls for _, ls in REVIEWS] * 3
+    options = {"encoder_layers": 1, "beam_width": 2} if name == "seq2seq" else \
+        {"n_pos": 4, "n_neg": 8, "k_pos": 3, "k_neg": 3} if name == "prototype_contrastive" else {}
+    run = cml.train(name, train=(texts, labels), dev=(texts[:12], labels[:12]), output_dir=str(tmp_path / "run"),
+                    baseline="none", export=False, **TINY_OPTIONS, **options)
+    assert set(run.predict(["制热很快"])[0]) == {"labels", "scores"}
+    assert 0.0 <= run.evaluate((texts[:12], labels[:12]))["micro_f1"] <= 1.0
+    loaded = cml.load_run(str(tmp_path / "run"))
+    assert loaded.config.head_name == name and loaded.config.package == registry.package_of(name)
+    assert os.path.isfile(os.path.join(loaded.export(str(tmp_path / "serving")), "saved_model.pb"))

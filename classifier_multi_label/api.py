@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 from . import registry
 from .config import SECTIONS, RunConfig, unknown_option
@@ -85,8 +86,8 @@ def train(head="sigmoid", train=None, dev=None, test=None, *, config=None, **opt
     for split, value in (("train", train), ("dev", dev), ("test", test)):
         if value is None:
             continue
-        if isinstance(value, str):
-            setattr(d, f"{split}_file", value)
+        if isinstance(value, (str, os.PathLike)):
+            setattr(d, f"{split}_file", os.fspath(value))
         else:
             data[split] = examples_from(value, split, d.text_column, d.label_column, d.label_separator,
                                         read=lambda path: _read(path, cfg))

@@ -96,7 +96,6 @@ def train(head, package: str | None = None, argv=None):
     options = head_cls.options if head_cls is not None else registry.options_class(name)
     cfg = parse_config(argv, package, options, description=f"Train a {package} model ({name} head): train, "
                        "tune thresholds on dev, evaluate on test, export a SavedModel.", prog=_prog(package, "train"))
-    cfg.head_name = name
     _setup_logging()
     from .run import train as train_run
 

@@ -266,8 +266,7 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     if cfg.train.resume and os.path.exists(saved):  # continue the run that was started: its config wins
         strategy, cfg = cfg.train.strategy, RunConfig.load(saved)
         cfg.train.resume, cfg.train.strategy = True, strategy
-        cfg.head_name, cfg.package = cfg.head_name or registry.name_of(head_cls), registry.package_of(
-            cfg.head_name or registry.name_of(head_cls))
+        cfg.head_name = cfg.head_name or registry.name_of(head_cls)  # a config.json written before head names
         log.info("--resume: continuing %s with its config.json", os.path.dirname(saved))
     # Rebuild the run's own encoder only when a checkpoint will fill its weights: a run killed
     # before its first checkpoint starts again from the encoder it was given (pretrained weights).

@@ -55,7 +55,6 @@ def train(head="sigmoid", train=None, dev=None, test=None, *, config=None, **opt
       `max_seq_length=64`, `encoder="path/to/encoder"`, `output_dir=...`) and the head's own options
       (`num_filters=64`); a misspelt name is an error naming the closest valid one.
     """
-    from .run import _read
     from .run import train as train_run
 
     head_cls = _head_class(head)
@@ -89,8 +88,7 @@ def train(head="sigmoid", train=None, dev=None, test=None, *, config=None, **opt
         if isinstance(value, (str, os.PathLike)):
             setattr(d, f"{split}_file", os.fspath(value))
         else:
-            data[split] = examples_from(value, split, d.text_column, d.label_column, d.label_separator,
-                                        read=lambda path: _read(path, cfg))
+            data[split] = examples_from(value, split, d.text_column, d.label_column, d.label_separator)
     return train_run(cfg, head_cls, data)
 
 

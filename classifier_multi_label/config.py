@@ -223,6 +223,9 @@ def _check_type(name: str, value, annotation, where: str, field_meta=None):
         raise UserError(f"option {name} ({where}): expected {'an' if tp is int else 'a'} {tp.__name__}, "
                         f"got {value!r} ({type(value).__name__})")
     value = float(value) if tp is float else value
+    choices = (field_meta or {}).get("choices")
+    if choices and value not in choices:
+        raise UserError(f"--{name.replace('_', '-')} {value!r}: use {', '.join(choices)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and field_meta:
         lo, hi, below = field_meta.get("minimum"), field_meta.get("maximum"), field_meta.get("below")
         bad = ((lo is not None and value < lo) or (hi is not None and value > hi)

@@ -39,13 +39,13 @@ from .distribute import Cluster, make_strategy
 from .errors import UserError
 from .files import write_json, write_text
 from .head import resolve_pooling
-from .losses import LOSSES, make_loss
+from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import TokenDropout, make_dataset, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
-from .thresholds import OBJECTIVES, Thresholds, final_decisions, tune_thresholds
+from .thresholds import Thresholds, final_decisions, tune_thresholds
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def train(cfg: RunConfig, head_cls=None, data: dict | None = None) -> Run | None
         raise UserError(f"{cfg.package}: its loss couples the whole batch and cannot be split over replicas; "
                          "train it with --strategy one_device")
     log.info("strategy: %s", cluster.describe())
-    check_options(cfg)
+    check_options(cfg, head_cls)
     run_dir, chief_dir = _worker_dirs(cfg, cluster)
     try:
         if data:
@@ -240,16 +240,11 @@ def _keep_data(cfg: RunConfig, data: dict, run_dir: str):
         setattr(d, f"{split}_file", path)
 
 
-def check_options(cfg: RunConfig):
-    """Options with a fixed set of values or a range, checked before any work (a typo found after a
-    whole training run costs the run)."""
-    t, th = cfg.train, cfg.thresholds
-    if th.threshold_objective not in OBJECTIVES:
-        raise UserError(f"--threshold-objective {th.threshold_objective!r}: use {', '.join(OBJECTIVES)}")
-    if t.loss not in LOSSES:
-        raise UserError(f"--loss {t.loss!r}: use {', '.join(LOSSES)}")
-    baseline_lib.wanted(t.baseline, 0, 0)  # raises for an unknown choice
-    RunConfig.from_dict(json.loads(cfg.to_json()))  # types and ranges of every option (config.py declares them)
+def check_options(cfg: RunConfig, head_cls):
+    """Every option's type, choices and range as config.py and the head's options declare them, and
+    the data paths, checked before any work (a typo found after a whole training run costs the run)."""
+    RunConfig.from_dict(json.loads(cfg.to_json()))
+    head_cls.make_options(**cfg.head)
     d = cfg.data
     for flag, path in (("--train-file", d.train_file), ("--dev-file", d.dev_file), ("--test-file", d.test_file),
                        ("--label-file", d.label_file)):
@@ -257,8 +252,6 @@ def check_options(cfg: RunConfig):
             problem = "is a folder, not a file" if os.path.isdir(path) else "no such file"
             raise DataError(path, None, f"{flag}: {problem}", "check the path (relative paths start at the current "
                                                                "folder)")
-    if "pooling" in cfg.head and cfg.head["pooling"] != "auto":
-        resolve_pooling(cfg.head["pooling"], False)  # raises for an unknown pooling
 
 
 def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:

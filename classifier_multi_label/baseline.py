@@ -59,6 +59,8 @@ class TfidfBaseline:
         from sklearn.multiclass import OneVsRestClassifier
         from sklearn.pipeline import make_union
 
+        from .metrics import indicator
+
         texts = list(texts)
         if mostly_cjk(texts):
             self.vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
@@ -68,7 +70,8 @@ class TfidfBaseline:
                 TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=min_df),
                 TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=min_df))
         x = self.vectorizer.fit_transform(texts)
-        y = np.asarray(y).astype(int)
+        self.num_labels = np.shape(y)[1]
+        y = indicator(y)  # one label stays one label, not scikit-learn's two binary classes
         # Labels in parallel on every core (training has not started), unless worker start-up would cost more.
         n_jobs = -1 if y.size > 100_000 else 1
         self.classifier = OneVsRestClassifier(
@@ -81,4 +84,4 @@ class TfidfBaseline:
 
     def scores(self, texts) -> np.ndarray:
         """[len(texts), num_labels] probabilities."""
-        return self.classifier.predict_proba(self.vectorizer.transform(list(texts)))
+        return self.classifier.predict_proba(self.vectorizer.transform(list(texts)))[:, :self.num_labels]

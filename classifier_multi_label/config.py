@@ -66,7 +66,8 @@ class DataConfig:
     label_column: Optional[str] = option(None, "the label column or key (default: label for CSV, labels for "
                                                "jsonl and tsv)")
     label_separator: Optional[str] = option(None, 'the character between labels in a cell (default: "/" '
-                                                  'for hellonlp CSV, "," for tsv)')
+                                                  'for hellonlp CSV, "," for tsv; in jsonl it splits a "labels" '
+                                                  'string, which is otherwise refused)')
     encoding: str = option("utf-8", "the files' text encoding, e.g. gbk for files from older Windows tools")
     dev_fraction: float = option(0.1, "share of the training rows held out as dev when there is no --dev-file",
                                  minimum=0.0, below=1.0)

@@ -44,6 +44,14 @@ csv.field_size_limit(2**31 - 1)
 log = logging.getLogger(__name__)
 
 NO_LABEL = "|"  # hellonlp's "no label" marker, in label cells, one-hot headers and label files
+OWN_SEPARATOR = {"hellonlp": "/", "tsv": ",", "jsonl": None}  # between labels in one cell (jsonl: a list)
+# Characters people join labels with. A label holding one of them, whose parts are labels of their
+# own elsewhere in the file, is a label set written with another separator than the format's.
+FOREIGN_SEPARATORS = ("/", ",", ";", "|", "，", "、", "；", "+")
+# Column names that make a two-column CSV a text-and-labels file (hellonlp layout), not one-hot.
+TEXT_COLUMNS, LABEL_COLUMNS = ("content", "text", "sentence"), ("label", "labels", "tags", "categories")
+# The TF1 original's seq2seq vocabulary_label.txt starts with its decoder's start and end markers.
+ORIGINAL_MARKERS = ("S", "E")
 
 
 class DataError(UserError):
@@ -128,8 +136,8 @@ def detect_format(path, text: str) -> str:
     first = text.lstrip("\ufeff").splitlines()[0]
     if ext == ".txt" and "\t" in first:
         return "tsv"
-    header = [h.strip() for h in next(csv.reader([first]))]
-    if "content" in header and "label" in header and len(header) == 2:
+    header = [h.strip().lower() for h in next(csv.reader([first]))]
+    if len(header) == 2 and header[0] in TEXT_COLUMNS and header[1] in LABEL_COLUMNS:
         return "hellonlp"
     if len(header) >= 2:
         return "onehot" if "label" not in header else "hellonlp"
@@ -156,8 +164,30 @@ def read_examples(path, data_format: str = "auto", text_column: Optional[str] = 
     report.rows = len(ex.texts)
     if not ex.texts:
         raise DataError(path, None, "the file has a header but no rows with text", "add labelled rows")
+    if fmt != "onehot" and label_separator is None:
+        _refuse_joined_labels(ex, OWN_SEPARATOR[fmt])
     report.log(path)
     return ex
+
+
+def _refuse_joined_labels(ex: Examples, own: Optional[str]):
+    """A DataError when labels look joined by a separator the format does not use: "声音/外观" in a
+    TSV (whose separator is ","), where 声音 and 外观 are labels of other rows. Guessing would
+    be wrong as often as right (a label may contain "/"), so the user decides."""
+    names = {lab for labs in ex.labels for lab in labs}
+    for sep in FOREIGN_SEPARATORS:
+        if sep == own:
+            continue
+        joined = [(line, lab) for labs, line in zip(ex.labels, ex.lines) for lab in labs if sep in lab
+                  and all(part.strip() in names - {lab} for part in lab.split(sep))]
+        if joined:
+            line, lab = joined[0]
+            parts = " and ".join(repr(p.strip()) for p in lab.split(sep))
+            rule = f"separates labels with {own!r}" if own else 'takes a list: "labels": ["a", "b"]'
+            fix = (f"make each label its own list item, or pass --label-separator {sep!r} to split them"
+                   if own is None else f"join labels with {own!r}, or pass --label-separator {sep!r}")
+            raise DataError(ex.path, line, f"the label {lab!r} looks like {parts} joined by {sep!r} "
+                            f"({len(joined)} rows like it); this format {rule}", fix)
 
 
 def _add(ex: Examples, line: int, text, labels: Sequence[str]):
@@ -207,12 +237,20 @@ def _column(path, header, name, what, flag):
     return header.index(name)
 
 
+def _named(header, given, names):
+    """`given`, else the first of `names` the header has (any case), else the first of `names`."""
+    if given:
+        return given
+    return next((h for n in names for h in header if h.lower() == n), names[0])
+
+
 def _read_hellonlp(path, text, ex, text_column, label_column, label_separator):
-    text_column, label_column = text_column or "content", label_column or "label"
     sep = label_separator or "/"
     idx = None
     for header, item in _csv_rows(path, text):
         if idx is None:
+            text_column = _named(header, text_column, TEXT_COLUMNS)
+            label_column = _named(header, label_column, LABEL_COLUMNS)
             idx = (_column(path, header, text_column, "text", "--text-column"),
                    _column(path, header, label_column, "label", "--label-column"))
         line, row = item
@@ -268,11 +306,17 @@ def _read_jsonl(path, text, ex, text_column, label_column, label_separator):
         labels = obj.get(labels_key, [])
         if labels is None:
             labels = []
-        if isinstance(labels, str):
-            labels = labels.split(label_separator or ",") if labels else []
+        if isinstance(labels, str) and label_separator is not None:
+            labels = labels.split(label_separator) if labels else []
+        elif isinstance(labels, str):
+            raise DataError(path, line, f"{labels_key!r} is the string {labels!r}, not a list of labels",
+                            f'write it as "{labels_key}": [{json.dumps(labels, ensure_ascii=False)}] '
+                            "(one label), or pass --label-separator <char> to split such strings")
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise DataError(path, line, f"{labels_key!r} must be a list of strings, got {labels!r}",
                             f'write it as "{labels_key}": ["a", "b"] (or [] for no label)')
+        if label_separator is not None:
+            labels = [part for item in labels for part in item.split(label_separator)]
         _add(ex, line, obj[text_key], labels)
 
 
@@ -316,12 +360,20 @@ class LabelVocab:
     def from_examples(cls, examples: Examples) -> "LabelVocab":
         if examples.header_labels:
             return cls(examples.header_labels)
-        return cls(sorted({lab for labs in examples.labels for lab in labs}))
+        names = sorted({lab for labs in examples.labels for lab in labs})
+        if not names:
+            raise DataError(examples.path, None, "no row has a label",
+                            "label the rows (a classifier learns from texts with their labels)")
+        return cls(names)
 
     @classmethod
     def load(cls, path) -> "LabelVocab":
         text = _decode(path, "utf-8")
         names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if tuple(names[:2]) == ORIGINAL_MARKERS:
+            log.warning("%s: dropped the first two lines, %s and %s: the TF1 original's seq2seq decoder markers, "
+                        "not labels", path, *ORIGINAL_MARKERS)
+            names = names[2:]
         try:
             return cls(names)
         except ValueError as e:
@@ -345,6 +397,56 @@ class LabelVocab:
             for lab in labs:
                 out[row, self.index[lab]] = 1.0
         return out
+
+
+# Below this many dev rows, per-label thresholds would be fitted to a handful of texts: one global
+# threshold is tuned instead (about 2 positives a label on a 10-label set).
+MIN_TUNING_DEV_ROWS = 50
+
+
+def check_training_data(train: Examples, labels: LabelVocab, label_file: Optional[str] = None):
+    """Refuses training data nothing can be learned from; warns about labels the model will hardly
+    learn (the run goes on: a rare label is the user's call)."""
+    counts = labels.multi_hot(train.labels).sum(0)  # [num_labels]
+    if not counts.any():
+        raise DataError(train.path, None, "no row has a label", "label the rows (a classifier learns from texts "
+                                                                 "with their labels)")
+    always = [n for n, c in zip(labels.names, counts) if c == len(train)]
+    if always and len(labels) == 1:
+        raise DataError(train.path, None, f"every row has the label {always[0]!r}, the only label: there is "
+                        "nothing to tell apart", "add rows without it (unlabelled rows are fine), or more labels")
+    if always:
+        log.warning("%s: %s on every training row: the model will learn to give it to every text",
+                    train.path, _names(always))
+    if label_file:
+        unseen = [n for n, c in zip(labels.names, counts) if c == 0]
+        if unseen:
+            log.warning("%s: %d labels have no training example (%s): the model cannot learn them",
+                        label_file, len(unseen), _names(unseen))
+    once = [n for n, c in zip(labels.names, counts) if c == 1]
+    if once:
+        log.warning("%s: %d labels occur on one training row only (%s): expect little from them",
+                    train.path, len(once), _names(once))
+
+
+def check_dev(dev: Examples, labels: LabelVocab) -> bool:
+    """Warns about a dev set too small or too sparse to tune thresholds on; True when it is too small
+    for anything but one global threshold."""
+    positives = labels.multi_hot(dev.labels).sum(0)  # [num_labels]
+    absent = [n for n, c in zip(labels.names, positives) if c == 0]
+    if absent:
+        log.warning("%s: %d of %d labels have no dev positive (%s): they get the global threshold, and early "
+                    "stopping cannot see them", dev.path, len(absent), len(labels), _names(absent))
+    if len(dev) < MIN_TUNING_DEV_ROWS:
+        log.warning("%s: %d dev rows, too few to tune a threshold per label (%d needed): one global threshold "
+                    "is tuned; give a larger --dev-file (or --dev-fraction) for per-label thresholds",
+                    dev.path, len(dev), MIN_TUNING_DEV_ROWS)
+        return True
+    return False
+
+
+def _names(names, n=8):
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
 
 
 def examples_from(data, where: str, text_column: Optional[str] = None, label_column: Optional[str] = None,

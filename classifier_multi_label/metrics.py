@@ -56,12 +56,21 @@ def present_labels(y_true, y_pred) -> np.ndarray:
     return np.flatnonzero((np.asarray(y_true).sum(0) + np.asarray(y_pred).sum(0)) > 0)
 
 
+def indicator(y) -> np.ndarray:
+    """`y` [examples, num_labels] as scikit-learn reads a multi-label indicator. It reads one column
+    as binary classes 0/1 (micro over both, no samples average); an all-zero second column keeps it
+    multi-label and changes no metric of column 0."""
+    y = np.asarray(y).astype(int)
+    return np.pad(y, ((0, 0), (0, 1))) if y.shape[1] == 1 else y
+
+
 def macro_f1(y_true, y_pred) -> float:
     """Macro-F1 over the labels present in truth or prediction (0 when none is)."""
     present = present_labels(y_true, y_pred)
     if not len(present):
         return 0.0
-    return float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0.0))
+    return float(skm.f1_score(indicator(y_true), indicator(y_pred), labels=present, average="macro",
+                              zero_division=0.0))
 
 
 def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) -> dict:
@@ -70,22 +79,25 @@ def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) 
     scores = np.asarray(scores, dtype=np.float64)
     out: dict = {"num_examples": int(len(y_true))}
     present = present_labels(y_true, y_pred)
+    columns = list(range(y_true.shape[1]))
+    yt, yp = indicator(y_true), indicator(y_pred)
     for avg in ("micro", "macro", "samples"):
-        labels = present if avg == "macro" and len(present) else None
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=avg, labels=labels,
+        labels = present if avg == "macro" and len(present) else columns
+        p, r, f, _ = skm.precision_recall_fscore_support(yt, yp, average=avg, labels=labels,
                                                          zero_division=1.0 if avg == "samples" else 0.0)
         out.update({f"{avg}_precision": float(p), f"{avg}_recall": float(r), f"{avg}_f1": float(f)})
     out["macro_labels"] = int(len(present))
-    out["macro_f1_all_labels"] = float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0.0))
+    out["macro_f1_all_labels"] = float(skm.f1_score(yt, yp, labels=columns, average="macro", zero_division=0.0))
     out["hamming_loss"] = float(skm.hamming_loss(y_true, y_pred))
-    out["subset_accuracy"] = float(skm.accuracy_score(y_true, y_pred))
-    out["jaccard_samples"] = float(skm.jaccard_score(y_true, y_pred, average="samples", zero_division=1.0))
+    out["subset_accuracy"] = float(skm.accuracy_score(yt, yp))
+    out["jaccard_samples"] = float(skm.jaccard_score(yt, yp, average="samples", zero_division=1.0))
     for k in (1, 3, 5):
         if k <= y_true.shape[1]:
             out[f"precision_at_{k}"] = precision_at_k(y_true, scores, k)
     p, r, f = union_normalised_prf(y_true, y_pred)
     out.update({"hellonlp_precision": p, "hellonlp_recall": r, "hellonlp_f1": f})
-    lp, lr, lf, support = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0.0)
+    lp, lr, lf, support = skm.precision_recall_fscore_support(yt, yp, labels=columns, average=None,
+                                                              zero_division=0.0)
     out["per_label"] = [
         {"label": name, "precision": float(lp[i]), "recall": float(lr[i]), "f1": float(lf[i]),
          "support": int(support[i]), "predicted": int(y_pred[:, i].sum()),

@@ -34,7 +34,16 @@ from . import encoder as encoder_lib
 from . import registry
 from .client import prediction_rows
 from .config import RunConfig
-from .data import DataError, Examples, LabelVocab, examples_from, read_examples, write_jsonl
+from .data import (
+    DataError,
+    Examples,
+    LabelVocab,
+    check_dev,
+    check_training_data,
+    examples_from,
+    read_examples,
+    write_jsonl,
+)
 from .distribute import Cluster, make_strategy
 from .errors import UserError
 from .files import write_json, write_text
@@ -149,18 +158,24 @@ def load_data(cfg: RunConfig):
         labels.check(train, fix=f"add the label to {d.label_file}, or fix the row")
     else:
         labels = LabelVocab.from_examples(train)
+    if not d.dev_file and len(train) < 2:
+        raise DataError(d.train_file, None, f"{len(train)} training row: too few to hold out a dev set",
+                        "give more rows, or a --dev-file")
+    check_training_data(train, labels, d.label_file)
     if d.dev_file:
         dev = _read(d.dev_file, cfg)
     else:
         rng = np.random.default_rng(cfg.train.seed)
         order = rng.permutation(len(train))
-        n_dev = max(1, int(round(d.dev_fraction * len(train))))
+        n_dev = min(len(train) - 1, max(1, int(round(d.dev_fraction * len(train)))))
         dev, train = train.subset(sorted(order[:n_dev])), train.subset(sorted(order[n_dev:]))
         log.info("no --dev-file: holding out %d of the training rows (--dev-fraction %.2f, seed %d) for early "
                  "stopping and thresholds", n_dev, d.dev_fraction, cfg.train.seed)
     fix = ("every dev/test label must occur in training or in --label-file: add it to --label-file, "
            "or remove the rows")
     labels.check(dev, fix)
+    if check_dev(dev, labels) and cfg.thresholds.threshold_strategy in ("auto", "per_label"):
+        cfg.thresholds.threshold_strategy = "global"
     test = _read(d.test_file, cfg) if d.test_file else None
     if test is not None:
         labels.check(test, fix)
@@ -214,11 +229,18 @@ def train(cfg: RunConfig, head_cls=None, data: dict | None = None) -> Run | None
                          "train it with --strategy one_device")
     log.info("strategy: %s", cluster.describe())
     check_options(cfg, head_cls)
+    created = not os.path.exists(cfg.output_dir or "")
     run_dir, chief_dir = _worker_dirs(cfg, cluster)
     try:
         if data:
             _keep_data(cfg, data, run_dir)
         return _train(cfg, head_cls, cluster, run_dir, chief_dir)
+    except UserError:
+        # Bad data or options found before the first checkpoint: leave no half-made run folder that
+        # a corrected rerun would have to --resume or delete.
+        if created and cluster.is_chief and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         if not cluster.is_chief:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -52,7 +52,7 @@ def train_args(files, tmp_path, **override):
 
 @pytest.mark.parametrize("content, expected", [
     ("content,label\n好,价格\n坏,质量,多余\n", ["bad.csv:3", "expected 2 fields", "fix:"]),  # malformed row
-    ("text,label\n好,价格\n", ["bad.csv:1", "no text column 'content'", "--text-column"]),  # missing column
+    ("body,label\n好,价格\n", ["bad.csv:1", "no text column 'content'", "--text-column"]),  # missing column
     ("", ["bad.csv", "the file is empty", "fix:"]),  # empty file
     (b"content,label\n\xe5\xa5\xbd,a\n\xba\xdc\xba\xc3,b\n", ["bad.csv:3", "not valid utf-8", "--encoding"]),
 ])
@@ -157,3 +157,34 @@ def test_loading_reads_no_code_or_pickle():
                     text = open(os.path.join(dirpath, name), encoding="utf-8").read()
                     found += [f"{dirpath}/{name}: {r}" for r in risky if r in text]
     assert found == []
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([("好", ["价格"]), ("坏", ["价格"])] * 5, ["train.csv: every row has the label '价格', the only label", "fix:"]),
+    ([("好", []), ("坏", [])] * 5, ["train.csv: no row has a label", "fix:"]),
+    ([("好", ["价格"])], ["train.csv: 1 training row: too few to hold out a dev set", "--dev-file"]),
+])
+def test_training_data_nothing_can_be_learned_from(capsys, tmp_path, rows, expected):
+    train = write_hellonlp(tmp_path / "train.csv", rows)
+    fails(capsys, cli.train, ["--train-file", train, "--output-dir", tmp_path / "run", *TINY, "--no-export"],
+          *expected)
+    assert not (tmp_path / "run").exists()  # found before the run folder is made
+
+
+def test_one_label_with_unlabelled_rows_trains_and_scores(capsys, tmp_path):
+    """Binary classification is a one-label multi-label problem: metrics, thresholds and the
+    TF-IDF guard keep one label (scikit-learn alone would read it as two classes). A 4-row dev set
+    tunes one global threshold, and says so."""
+    rows = [("声音很大", ["噪音"]), ("很安静", []), ("吵得睡不着", ["噪音"]), ("外观好看", [])] * 6
+    train, dev = write_hellonlp(tmp_path / "train.csv", rows), write_hellonlp(tmp_path / "dev.csv", rows[:4])
+    cli.train(PooledHead, BASE, [str(a) for a in ["--train-file", train, "--dev-file", dev, "--test-file", dev,
+                                                  "--output-dir", tmp_path / "run", *TINY, "--no-export",
+                                                  "--baseline", "tfidf"]])
+    err = capsys.readouterr().err
+    assert "dev.csv: 4 dev rows, too few to tune a threshold per label" in err, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [p["label"] for p in metrics["per_label"]] == ["噪音"] and metrics["per_label"][0]["support"] == 2
+    assert metrics["micro_f1"] == metrics["per_label"][0]["f1"]  # micro over the one label, not over 0/1 classes
+    assert json.loads((tmp_path / "run" / "thresholds.json").read_text())["strategy"] == "global"
+    baseline = json.loads((tmp_path / "run" / "baseline_metrics.json").read_text())
+    assert [p["label"] for p in baseline["test"]["per_label"]] == ["噪音"]

@@ -31,9 +31,11 @@ def test_train_writes_the_run_folder(trained):
                 "hellonlp_f1", "per_label"):
         assert key in metrics
     assert metrics["num_examples"] == len(REVIEWS)
-    thresholds = json.loads((run / "thresholds.json").read_text())  # the default rule, auto, says what it chose
-    assert thresholds["strategy"] in ("global", "per_label")
-    assert set(thresholds["auto_held_out_f1"]) == {"global", "per_label"} and thresholds["objective"] == "micro"
+    # The 4-row held-out dev set is too small for per-label thresholds: the default rule (auto)
+    # tunes one global threshold, and the log says why.
+    thresholds = json.loads((run / "thresholds.json").read_text())
+    assert thresholds["strategy"] == "global" and thresholds["objective"] == "micro"
+    assert "too few to tune a threshold per label" in trained["proc"].stderr
     assert (run / "labels.txt").read_text(encoding="utf-8").split() == ["价格", "制热", "噪音", "外观"]
     err = trained["proc"].stderr
     assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent

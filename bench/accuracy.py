@@ -229,7 +229,8 @@ def main():
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--max-seq-length", type=int, default=None,
+                   help="train.py's; default: train.py's (the length holding 99%% of the training texts)")
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--head-learning-rate", type=float, default=None, help="train.py's; default: train.py's")
     p.add_argument("--loss", default="bce", help="train.py's --loss")

@@ -71,7 +71,9 @@ class DataConfig:
     encoding: str = option("utf-8", "the files' text encoding, e.g. gbk for files from older Windows tools")
     dev_fraction: float = option(0.1, "share of the training rows held out as dev when there is no --dev-file",
                                  minimum=0.0, below=1.0)
-    max_seq_length: int = option(128, "tokens per text, [CLS] and [SEP] included; longer texts are cut", minimum=3)
+    max_seq_length: Optional[int] = option(None, "tokens per text, [CLS] and [SEP] included; longer texts are cut; "
+                                                 "none: the shortest power of two from 32 to 512 (or the encoder's "
+                                                 "limit) that holds 99% of the training texts", minimum=3)
     batch_size: int = option(16, "texts per training step (over all replicas)", minimum=1)
     pad_to_multiple_of: int = option(16, "batches are padded to their longest text, rounded up to this "
                                          "(few shapes to compile)", minimum=1)
@@ -281,7 +283,7 @@ def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set):
         shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, list) else default
         helptext = f.metadata.get("help") or ""
         kw: dict[str, Any] = dict(dest=f"{dest_prefix}.{f.name}", default=argparse.SUPPRESS,
-                                  help=f"{helptext} (default: {shown})".lstrip())
+                                  help=f"{helptext} (default: {shown})".lstrip().replace("%", "%%"))
         choices = f.metadata.get("choices")
         if choices:
             kw["choices"] = choices

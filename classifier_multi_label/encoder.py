@@ -36,7 +36,7 @@ from .albert_checkpoint import CheckpointError, albert_backbone_from_config, por
 from .config import EncoderConfig
 from .errors import UserError
 from .files import write_json
-from .tokenization import TextPreprocessor, build_vocabulary
+from .tokenization import AUTO_LENGTH_RANGE, TextPreprocessor, build_vocabulary, fitting_length
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +121,31 @@ def _check_vocab_size(backbone, pre: TextPreprocessor, where: str):
                            f"has {pre.vocabulary_size}; pass the vocabulary it was trained with (--vocab-file)")
 
 
-def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to_multiple_of: int = 16) -> Encoder:
-    """Resolves `cfg.encoder` (see the module docstring) to a backbone and its preprocessor."""
+def load_encoder(cfg: EncoderConfig, max_seq_length: Optional[int], train_texts=(),
+                 pad_to_multiple_of: int = 16) -> Encoder:
+    """Resolves `cfg.encoder` (see the module docstring) to a backbone and its preprocessor.
+    `max_seq_length` None: the length that holds 99% of `train_texts` (`tokenization.fitting_length`),
+    read back from `Encoder.preprocessor.sequence_length`."""
     spec, kw = cfg.encoder, dict(pad_to_multiple_of=pad_to_multiple_of)
+    provisional = max_seq_length or AUTO_LENGTH_RANGE[1]
 
-    def vocab_preprocessor(vocab_file):
+    def sized(pre, limit=None):
+        if max_seq_length:
+            return pre
+        length, held = fitting_length(pre, train_texts, limit)
+        log.info("--max-seq-length %d: holds %.1f%% of the training texts whole%s", length, 100 * held,
+                 "" if held == 1 else " (the longer ones are cut; pass --max-seq-length to choose)")
+        return pre.with_sequence_length(length)
+
+    def vocab_preprocessor(vocab_file, limit=None, size=True):
         if vocab_file:
             if not os.path.isfile(vocab_file):
                 raise EncoderError(f"{vocab_file}: no such vocabulary file (--vocab-file)")
-            return TextPreprocessor.from_file(vocab_file, max_seq_length, lowercase=cfg.lowercase, **kw)
-        vocab = build_vocabulary(train_texts, cfg.vocab_size, lowercase=cfg.lowercase)
-        return TextPreprocessor.from_vocabulary(vocab, max_seq_length, lowercase=cfg.lowercase, **kw)
+            pre = TextPreprocessor.from_file(vocab_file, provisional, lowercase=cfg.lowercase, **kw)
+        else:
+            vocab = build_vocabulary(train_texts, cfg.vocab_size, lowercase=cfg.lowercase)
+            pre = TextPreprocessor.from_vocabulary(vocab, provisional, lowercase=cfg.lowercase, **kw)
+        return sized(pre, limit) if size else pre
 
     def sp_source(vocab_file):
         return vocab_file if vocab_file and vocab_file.endswith(".model") else None
@@ -141,12 +155,12 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
         backbone = keras_hub.models.AlbertBackbone(
             vocabulary_size=pre.vocabulary_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
             embedding_dim=cfg.embedding_dim, hidden_dim=cfg.hidden_dim, intermediate_dim=cfg.intermediate_dim,
-            dropout=cfg.encoder_dropout, max_sequence_length=max_seq_length)
+            dropout=cfg.encoder_dropout, max_sequence_length=pre.sequence_length)
         return Encoder(backbone, pre, False, f"ALBERT from scratch ({cfg.num_layers} layers, hidden "
                        f"{cfg.hidden_dim}, vocabulary {pre.vocabulary_size})", sp_source(cfg.vocab_file))
 
     if os.path.isfile(spec) and spec.endswith(".json"):  # a bare albert_config.json: random init
-        pre = vocab_preprocessor(cfg.vocab_file)
+        pre = vocab_preprocessor(cfg.vocab_file, size=False)
         overrides = {}
         if not cfg.vocab_file:  # the vocabulary was built from the data: its size wins
             overrides["vocab_size"] = pre.vocabulary_size
@@ -154,6 +168,7 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
                      spec, pre.vocabulary_size)
         backbone = _albert_from_json(spec, overrides)
         _check_vocab_size(backbone, pre, spec)
+        pre = sized(pre, _positions(backbone))
         return Encoder(backbone, pre, False, f"ALBERT from {spec}, random init", sp_source(cfg.vocab_file))
 
     if os.path.isdir(spec) and os.path.isfile(os.path.join(spec, "albert_config.json")):
@@ -161,7 +176,7 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
         vocab_file = _find_vocab(spec, cfg.vocab_file)
         if vocab_file is None:
             raise EncoderError(f"{spec}: no vocab*.txt or *.model next to albert_config.json; pass --vocab-file")
-        pre = vocab_preprocessor(vocab_file)
+        pre = vocab_preprocessor(vocab_file, _positions(backbone))
         _check_vocab_size(backbone, pre, spec)
         ckpt = _find_checkpoint(spec)
         if ckpt is None:
@@ -178,10 +193,15 @@ def load_encoder(cfg: EncoderConfig, max_seq_length: int, train_texts=(), pad_to
         except Exception as e:  # keras-hub raises many types here; name the spec and the cause
             raise EncoderError(f"--encoder {spec}: keras-hub cannot load it as a preset or Hugging Face "
                                f"directory ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
-        pre = TextPreprocessor(tokenizer, max_seq_length, **kw)
+        pre = sized(TextPreprocessor(tokenizer, provisional, **kw), _positions(backbone))
         return Encoder(backbone, pre, True, f"{type(backbone).__name__} from preset {spec}")
     raise EncoderError(f"--encoder {spec}: not found. Give a Google ALBERT folder, an albert_config.json, "
                        "a keras-hub preset or a Hugging Face model directory")
+
+
+def _positions(backbone) -> Optional[int]:
+    """How many token positions a pretrained backbone has (keras-hub backbones record it)."""
+    return getattr(backbone, "max_sequence_length", None)
 
 
 def _albert_from_json(path: str, overrides: dict | None = None):

@@ -298,6 +298,7 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         enc = encoder_lib.load_encoder(cfg.encoder, d.max_seq_length, train_ex.texts, d.pad_to_multiple_of)
         enc.save(run_dir)
         backbone, pre, pretrained = enc.backbone, enc.preprocessor, enc.pretrained
+        d.max_seq_length = pre.sequence_length  # resolved from the training texts when not given
         log.info("encoder: %s", enc.description)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR

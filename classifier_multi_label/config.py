@@ -169,6 +169,25 @@ class RunConfig:
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     head: dict = field(default_factory=dict)  # the head's own dataclass, as a dict
 
+    # The options the user set (flags, Python keywords), as "output_dir", "train.epochs" or
+    # "head.num_filters": `--resume` compares these with the saved run. Not a field: not saved.
+    given = frozenset()
+
+    def get(self, key: str):
+        section, _, name = key.rpartition(".")
+        if not section:
+            return getattr(self, name)
+        holder = getattr(self, section)
+        return holder.get(name) if isinstance(holder, dict) else getattr(holder, name)
+
+    def set(self, key: str, value):
+        section, _, name = key.rpartition(".")
+        holder = getattr(self, section) if section else self
+        if isinstance(holder, dict):
+            holder[name] = value
+        else:
+            setattr(holder, name, value)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
 
@@ -352,4 +371,26 @@ def parse_config(argv, package: str, head_config_cls=None, description: str = ""
     cfg = RunConfig.from_dict(base)
     if head_config_cls is not None:
         cfg.head = dataclasses.asdict(build_head_config(head_config_cls, cfg.head))
+    cfg.given = frozenset(key.removeprefix("top.") for key in flags if key != "config")
     return cfg
+
+
+# What `--resume` may change in a run that has started: how thresholds are tuned and what is
+# exported happen after training; the strategy and XLA change how, not what, is computed. Every
+# other option differing from the saved run is refused, naming the flag.
+RESUME_MAY_CHANGE = ("thresholds.", "train.export", "train.export_tokenizer", "train.baseline", "train.strategy",
+                     "train.resume", "train.jit_compile", "output_dir")
+
+
+def resume_changes(given: RunConfig, saved: RunConfig) -> dict:
+    """{key: (given value, saved value)} for the options the user set that differ from the saved run."""
+    return {key: (given.get(key), saved.get(key)) for key in sorted(given.given)
+            if given.get(key) != saved.get(key)}
+
+
+def may_change_on_resume(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_MAY_CHANGE)
+
+
+def flag_of(key: str) -> str:
+    return "--" + key.rpartition(".")[2].replace("_", "-")

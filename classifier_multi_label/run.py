@@ -33,7 +33,7 @@ from . import baseline as baseline_lib
 from . import encoder as encoder_lib
 from . import registry
 from .client import prediction_rows
-from .config import RunConfig
+from .config import RunConfig, flag_of, may_change_on_resume, resume_changes
 from .data import (
     DataError,
     Examples,
@@ -276,13 +276,30 @@ def check_options(cfg: RunConfig, head_cls):
                                                                "folder)")
 
 
+def _resumed_config(given: RunConfig, saved: RunConfig, path: str) -> RunConfig:
+    """The saved run's config, with the options the user set now where `--resume` may change them;
+    any other option set to another value than the run's is refused, naming its flag."""
+    changes = resume_changes(given, saved)
+    refused = {k: v for k, v in changes.items() if not may_change_on_resume(k)}
+    if refused:
+        shown = "; ".join(f"{flag_of(k)} {new!r} (the run has {old!r})" for k, (new, old) in refused.items())
+        raise UserError(f"--resume: {shown}. A run continues with what it started with ({path}); leave "
+                         f"{'this flag' if len(refused) == 1 else 'these flags'} out to continue it, or start a new "
+                         "run in another --output-dir. On resume only thresholds, export, baseline, strategy and "
+                         "XLA options may change")
+    for key, (new, old) in changes.items():
+        saved.set(key, new)
+        log.info("--resume: %s %r replaces the run's %r", flag_of(key), new, old)
+    saved.train.resume, saved.train.strategy = True, given.train.strategy
+    log.info("--resume: continuing %s with its config.json", os.path.dirname(path))
+    return saved
+
+
 def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:
     saved = os.path.join(chief_dir or run_dir, "config.json")
     if cfg.train.resume and os.path.exists(saved):  # continue the run that was started: its config wins
-        strategy, cfg = cfg.train.strategy, RunConfig.load(saved)
-        cfg.train.resume, cfg.train.strategy = True, strategy
+        cfg = _resumed_config(cfg, RunConfig.load(saved), saved)
         cfg.head_name = cfg.head_name or registry.name_of(head_cls)  # a config.json written before head names
-        log.info("--resume: continuing %s with its config.json", os.path.dirname(saved))
     # Rebuild the run's own encoder only when a checkpoint will fill its weights: a run killed
     # before its first checkpoint starts again from the encoder it was given (pretrained weights).
     resuming = bool(cfg.train.resume and chief_dir

@@ -188,3 +188,17 @@ def test_one_label_with_unlabelled_rows_trains_and_scores(capsys, tmp_path):
     assert json.loads((tmp_path / "run" / "thresholds.json").read_text())["strategy"] == "global"
     baseline = json.loads((tmp_path / "run" / "baseline_metrics.json").read_text())
     assert [p["label"] for p in baseline["test"]["per_label"]] == ["噪音"]
+
+
+def test_resume_refuses_a_changed_training_option_and_applies_a_changed_threshold_rule(capsys, trained, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained, run_dir)
+    before = (run_dir / "config.json").read_text()
+    fails(capsys, cli.train, ["--output-dir", run_dir, "--resume", "--batch-size", "4", "--epochs", "2"],
+          "--resume: --batch-size 4 (the run has 8)", "leave this flag out", "another --output-dir")
+    assert (run_dir / "config.json").read_text() == before  # nothing written
+    cli.train(PooledHead, BASE, ["--output-dir", str(run_dir), "--resume", "--threshold-strategy", "fixed",
+                                 "--epochs", "2"])  # --epochs as the run has it: not a change
+    assert "--resume: --threshold-strategy 'fixed' replaces the run's 'global'" in capsys.readouterr().err
+    assert json.loads((run_dir / "config.json").read_text())["thresholds"]["threshold_strategy"] == "fixed"
+    assert json.loads((run_dir / "thresholds.json").read_text())["strategy"] == "fixed"

@@ -23,7 +23,7 @@ import tempfile
 
 from . import registry
 from .config import TOKENIZERS, Parser, parse_config
-from .errors import UserError
+from .errors import TrainingInterrupted, UserError
 
 log = logging.getLogger("classifier_multi_label")
 USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -73,6 +73,12 @@ def _user_errors(fn):
         except USER_ERRORS as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:  # Ctrl-C outside training, or a second one during it
+            print("\ninterrupted", file=sys.stderr)
+            sys.exit(130)
+        except TrainingInterrupted as e:
+            print(str(e), file=sys.stderr)
+            sys.exit(130)
     return wrapper
 
 

@@ -5,3 +5,8 @@ status 2, without a traceback. Any other exception is a bug and shows its traceb
 
 class UserError(ValueError):
     """Bad input, options or files (a ValueError, so `except ValueError` callers keep working)."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped training after a step, with a checkpoint that `--resume` continues from (the
+    command-line entry points print the message and exit with status 130)."""

@@ -35,7 +35,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -44,7 +46,7 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .distribute import Cluster
-from .errors import UserError
+from .errors import TrainingInterrupted, UserError
 from .files import write_json
 from .metrics import macro_f1
 from .thresholds import best_global_threshold, score
@@ -172,6 +174,33 @@ def _atomic_save_weights(model, path):
     os.replace(tmp, path)
 
 
+class Interrupt:
+    """Ctrl-C (SIGINT) while training: the first asks the loop to finish its step and checkpoint; a
+    second one quits at once (Python's KeyboardInterrupt)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested, self._previous = False, None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: finishing this step and saving a checkpoint (press it again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 def weights_digest(model) -> str:
     """sha256 of every weight's bytes, in order: equal digests mean bit-identical models."""
     digest = hashlib.sha256()
@@ -212,6 +241,9 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
             self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
+            # An epoch cut by Ctrl-C: (batches done, their loss sum, examples seen), so --resume
+            # continues it where it stopped and reports the whole epoch's mean loss.
+            self.partial = tf.Variable([0.0, 0.0, 0.0], dtype=tf.float64, trainable=False, name="partial_epoch")
         jit = bool(cfg.jit_compile and getattr(model.head, "xla_train_step", True))
         # XLA compiles a replica's update after its inputs are made: on one device the gradients,
         # clipping and optimizer step; distributed only the gradients (XLA cannot compile the
@@ -366,7 +398,8 @@ class Trainer:
         # Dropout's random state is not part of the model's checkpoint: without it a resumed run would
         # replay the first epochs' dropout masks and drift from an uninterrupted one.
         ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs, seed_states=self._seed_states)
+                                   best_f1=self.best_f1, bad_epochs=self.bad_epochs, seed_states=self._seed_states,
+                                   partial=self.partial)
         manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, "checkpoints"), max_to_keep=2)
         history_path = os.path.join(run_dir, "history.json")
         history: list = []
@@ -384,46 +417,70 @@ class Trainer:
         if chief:
             writers = {k: tf.summary.create_file_writer(os.path.join(run_dir, "logs", k)) for k in ("train", "dev")}
         verbose = (1 if sys.stdout.isatty() else 2) if chief else 0
-        while int(self.epoch.numpy()) < self.cfg.epochs:
-            epoch = int(self.epoch.numpy())
-            if chief:
-                print(f"epoch {epoch + 1}/{self.cfg.epochs}", flush=True)
-            self.model.head.on_epoch_begin(epoch)
-            bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
-            start, losses, seen = time.time(), [], 0
-            for step, (x, y) in enumerate(self._batches(train_data_for_epoch(epoch))):
-                loss, n = self.train_step(x, y)
-                loss = float(loss)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at epoch {epoch + 1} step {step + 1}; "
-                                             "lower --learning-rate or check the data")
-                losses.append(loss)
-                seen += int(n)
-                lr = float(self.optimizer.learning_rate)
-                bar.update(step + 1, [("loss", loss), ("lr", lr)])
-                if chief:
-                    with writers["train"].as_default(step=int(self.optimizer.iterations.numpy())):
-                        tf.summary.scalar("loss", loss)
-                        tf.summary.scalar("learning_rate", lr)
-            train_time = time.time() - start
-            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                      "train_seconds": round(train_time, 2), "train_examples_per_s": round(seen / train_time, 1)}
-            if chief:
-                self._evaluate(dev_inputs, y_dev, record, writers["dev"], best_path)
-                history.append(record)
-                write_json(history_path, history, indent=1)  # before the checkpoint: resume truncates it
-            self.epoch.assign_add(1)
-            manager.save()
-            if self._chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
-                if chief:
-                    print(f"early stopping: no dev {self.objective}-F1 gain for {self.cfg.patience} epochs", flush=True)
-                break
+        # One worker alone cannot stop mid-epoch (the others would wait in a collective): several
+        # workers keep Python's Ctrl-C, and --resume continues from the last epoch's checkpoint.
+        interrupt = Interrupt(enabled=not self.cluster.distributed)
+        with interrupt:
+            history = self._epochs(train_data_for_epoch, dev_inputs, y_dev, manager, history, history_path,
+                                   writers, best_path, verbose, interrupt)
         for writer in writers.values():
             writer.close()
         if self.cluster.distributed:  # equal digests on every worker: they trained the same model
             log.info("final weights sha256 %s (%s)", weights_digest(self.model), self.cluster.describe())
         if chief:
             self.model.load_weights(best_path)
+        return history
+
+    def _epochs(self, train_data_for_epoch, dev_inputs, y_dev, manager, history, history_path, writers,
+                best_path, verbose, interrupt) -> list:
+        chief = self.cluster.is_chief
+        while int(self.epoch.numpy()) < self.cfg.epochs:
+            epoch = int(self.epoch.numpy())
+            done, loss_sum, seen = (float(v) for v in self.partial.numpy())
+            done = int(done)
+            if chief:
+                print(f"epoch {epoch + 1}/{self.cfg.epochs}" + (f" (from batch {done + 1})" if done else ""),
+                      flush=True)
+            self.model.head.on_epoch_begin(epoch)
+            bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
+            start, steps, seen_before = time.time(), done, seen  # steps: this epoch's batches, before a resume too
+            # The epoch's batches are the same on every run (seeded by epoch): skip those already trained.
+            for step, (x, y) in enumerate(self._batches(train_data_for_epoch(epoch).skip(done)), start=done):
+                loss, n = self.train_step(x, y)
+                loss = float(loss)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss} at epoch {epoch + 1} step {step + 1}; "
+                                             "lower --learning-rate or check the data")
+                loss_sum, seen, steps = loss_sum + loss, seen + int(n), step + 1
+                lr = float(self.optimizer.learning_rate)
+                bar.update(step + 1, [("loss", loss), ("lr", lr)])
+                if chief:
+                    with writers["train"].as_default(step=int(self.optimizer.iterations.numpy())):
+                        tf.summary.scalar("loss", loss)
+                        tf.summary.scalar("learning_rate", lr)
+                if interrupt.requested:
+                    self.partial.assign([step + 1, loss_sum, seen])
+                    path = manager.save()
+                    raise TrainingInterrupted(f"interrupted at epoch {epoch + 1}, batch {step + 1}: saved "
+                                              f"{path}; continue with the same command and --resume")
+            self.partial.assign([0.0, 0.0, 0.0])
+            train_time = time.time() - start
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / steps if steps else float("nan"),
+                      "train_seconds": round(train_time, 2),
+                      "train_examples_per_s": round((seen - seen_before) / train_time, 1)}
+            if chief:
+                self._evaluate(dev_inputs, y_dev, record, writers["dev"], best_path)
+                history.append(record)
+                write_json(history_path, history, indent=1)  # before the checkpoint: resume truncates it
+            self.epoch.assign_add(1)
+            path = manager.save()
+            if interrupt.requested:
+                raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}: saved {path}; continue with "
+                                          "the same command and --resume")
+            if self._chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
+                if chief:
+                    print(f"early stopping: no dev {self.objective}-F1 gain for {self.cfg.patience} epochs", flush=True)
+                break
         return history
 
     def _evaluate(self, dev_inputs, y_dev, record: dict, writer, best_path: str):

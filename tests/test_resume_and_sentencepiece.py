@@ -104,3 +104,29 @@ def test_sentencepiece_vocabulary(tmp_path):
     proc = run_script("classifier_multi_label/export.py", "--model-dir", tmp_path / "run", "--export-dir",
                       tmp_path / "exp", "--tokenizer", "core")
     assert proc.returncode == 2 and "use --tokenizer tf_text" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_same_run(data, tmp_path, uninterrupted):
+    """Ctrl-C (SIGINT) mid-run: the current step finishes, a checkpoint is written, one line, exit
+    130; --resume continues inside the cut epoch and ends with the uninterrupted run's metrics."""
+    run_dir = tmp_path / "run"
+    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(data, run_dir)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = run_dir / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(json.loads(history.read_text() or "[]")) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be interrupted: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "continue with the same command and --resume" in err.splitlines()[-1], err
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = run_script("classifier_multi_label/train.py", *training_args(data, run_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = [h["epoch"] for h in json.loads(history.read_text())]
+    assert epochs == list(range(1, EPOCHS + 1))
+    same_results(uninterrupted, run_dir)  # mean epoch losses included: the cut epoch counts all its batches

@@ -24,6 +24,7 @@ import tempfile
 from . import registry
 from .config import TOKENIZERS, Parser, parse_config
 from .errors import TrainingInterrupted, UserError
+from .files import check_output_dir, check_output_file, open_output
 
 log = logging.getLogger("classifier_multi_label")
 USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -131,6 +132,8 @@ def evaluate(head, package: str | None = None, argv=None):
                         help="labelled data in the run's format (hellonlp CSV, one-hot CSV, jsonl or tsv)")
     parser.add_argument("--output", metavar="FILE", help="write the metrics JSON here (default: print only)")
     args = parser.parse_args(argv)
+    if args.output:
+        check_output_file(args.output, "--output", "metrics.json")
     _setup_logging()
     from .files import write_json
     from .metrics import format_metrics
@@ -196,6 +199,8 @@ def predict(head, package: str | None = None, argv=None):
                         help="a text file (one text per line), a data file, or - for stdin (default: -)")
     parser.add_argument("--output", metavar="FILE", help="write JSON lines here (default: standard output)")
     args = parser.parse_args(argv)
+    if args.output:
+        check_output_file(args.output, "--output", "predictions.jsonl")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
     if args.model_dir:
@@ -212,7 +217,7 @@ def predict(head, package: str | None = None, argv=None):
                      else GrpcClient(args.grpc, args.model_name, **options))
     texts = read_texts(args.input)
     rows = predictor.predict(texts)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    out = open_output(args.output) if args.output else sys.stdout
     try:
         for text, result in zip(texts, rows):
             out.write(json.dumps({"text": text, **result}, ensure_ascii=False) + "\n")
@@ -239,6 +244,9 @@ def export(head, package: str | None = None, argv=None):
     parser.add_argument("--base-path", metavar="PATH",
                         help="its base_path as the server sees it (default: /models/<model-name>)")
     args = parser.parse_args(argv)
+    check_output_dir(args.export_dir, "--export-dir")
+    if args.models_config:
+        check_output_file(args.models_config, "--models-config", "models.config")
     _setup_logging()
     from .serving import write_models_config
 

@@ -46,7 +46,7 @@ from .data import (
 )
 from .distribute import Cluster, make_strategy
 from .errors import UserError
-from .files import write_json, write_text
+from .files import check_output_dir, write_json, write_text
 from .head import resolve_pooling
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
@@ -138,7 +138,7 @@ def _read(path, cfg: RunConfig) -> Examples:
 def _prepare_run_dir(cfg: RunConfig) -> str:
     run_dir = cfg.output_dir or os.path.join("runs", cfg.package, time.strftime("%Y%m%d-%H%M%S"))
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise UserError(f"--output-dir {run_dir} is a file: give a folder (new, or empty)")
+        raise UserError(f"--output-dir {run_dir}: is a file; give a folder (new, or empty)")
     if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg.train.resume:
         raise FileExistsError(f"{run_dir} is not empty: pass --resume to continue that run, "
                               "or another --output-dir")
@@ -267,6 +267,8 @@ def check_options(cfg: RunConfig, head_cls):
     the data paths, checked before any work (a typo found after a whole training run costs the run)."""
     RunConfig.from_dict(json.loads(cfg.to_json()))
     head_cls.make_options(**cfg.head)
+    if cfg.output_dir:
+        check_output_dir(cfg.output_dir, "--output-dir")
     d = cfg.data
     for flag, path in (("--train-file", d.train_file), ("--dev-file", d.dev_file), ("--test-file", d.test_file),
                        ("--label-file", d.label_file)):

@@ -261,7 +261,7 @@ def test_paths_of_the_wrong_kind_stop_before_any_work(where, capsys, tiny_data, 
         cli.train("sigmoid", argv=argv)
     err = capsys.readouterr().err
     assert e.value.code == 2
-    assert ("--train-file: is a folder, not a file" if where == "train_folder" else "is a file: give a folder") in err
+    assert ("--train-file: is a folder, not a file" if where == "train_folder" else "is a file; give a folder") in err
     assert out.is_file() if where == "output_file" else not out.exists()  # nothing created or overwritten
 
 

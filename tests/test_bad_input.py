@@ -202,3 +202,28 @@ def test_resume_refuses_a_changed_training_option_and_applies_a_changed_threshol
     assert "--resume: --threshold-strategy 'fixed' replaces the run's 'global'" in capsys.readouterr().err
     assert json.loads((run_dir / "config.json").read_text())["thresholds"]["threshold_strategy"] == "fixed"
     assert json.loads((run_dir / "thresholds.json").read_text())["strategy"] == "fixed"
+
+
+def test_output_paths_that_cannot_be_written(capsys, trained, files, tmp_path, monkeypatch):
+    """Each output flag is checked before any work: a folder where a file goes, a file where a
+    folder goes or inside a path, and a folder that is not writable (simulated: tests run as root)."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    model = ["--model-dir", trained]
+    fails(capsys, cli.predict, [*model, "--input", files["test"], "--output", tmp_path],
+          f"--output {tmp_path}: is a folder; give a file path, e.g. {tmp_path / 'predictions.jsonl'}")
+    fails(capsys, cli.evaluate, [*model, "--test-file", files["test"], "--output", a_file / "m.json"],
+          f"{a_file} is a file, so nothing can be made inside it")
+    fails(capsys, cli.export, [*model, "--export-dir", a_file], f"--export-dir {a_file}: is a file; give a folder")
+    fails(capsys, cli.train, ["--train-file", files["train"], "--output-dir", a_file / "run", *TINY],
+          f"--output-dir {a_file / 'run'}: {a_file} is a file")
+    monkeypatch.setattr("os.access", lambda path, mode: str(path) != str(tmp_path))
+    fails(capsys, cli.predict, [*model, "--input", files["test"], "--output", tmp_path / "new" / "p.jsonl"],
+          f"{tmp_path} is not writable", "choose a path you can write to")
+    assert not (tmp_path / "new").exists()
+
+
+def test_predict_output_in_a_new_folder(capsys, trained, files, tmp_path):
+    out = tmp_path / "new" / "deeper" / "p.jsonl"
+    cli.predict(PooledHead, BASE, ["--model-dir", str(trained), "--input", str(files["test"]), "--output", str(out)])
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(REVIEWS)

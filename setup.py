@@ -49,8 +49,8 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        # the gRPC client's tests, DataFrame input, the linter
-        "test": ["pytest>=8", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6"],
+        # property tests, the gRPC client's tests, DataFrame input, the linter
+        "test": ["pytest>=8", "hypothesis>=6", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6"],
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [
             "matplotlib>=3.8",

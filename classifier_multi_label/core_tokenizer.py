@@ -199,7 +199,10 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
             lambda step, pos, active, failed, pieces: tf.reduce_any(active), body,
             (0, tf.zeros([n], tf.int32), active0, tf.zeros([n], tf.bool),
              tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None])))
-        pieces = tf.transpose(tf.reshape(pieces.stack(), [steps, n]))  # [n, steps]; -1 after the last piece
+        # No word in the batch (every text empty or whitespace): the loop never ran, and an empty
+        # TensorArray of unknown element shape cannot be stacked.
+        stacked = tf.cond(steps > 0, pieces.stack, lambda: tf.zeros([0, n], tf.int32))  # [steps, n]
+        pieces = tf.transpose(tf.reshape(stacked, [steps, n]))  # [n, steps]; -1 after the last piece
         unknown = failed | too_long  # not coverable, or too long: one [UNK]
         pieces = tf.concat([pieces, -tf.ones([n, 1], tf.int32)], axis=1)  # at least one column
         unk_row = tf.concat([tf.fill([n, 1], self.oov_id), -tf.ones_like(pieces[:, 1:])], axis=1)

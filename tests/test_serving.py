@@ -74,6 +74,15 @@ def test_core_tokenizer_equals_keras_hub_on_random_unicode(lowercase):
     assert_same_ids(vocabulary, texts + PROBE_TEXTS + ["a" * 100, "a" * 101, "hellohello", "é" * 50], lowercase)
 
 
+@pytest.mark.parametrize("graph", [False, True])
+def test_core_tokenizer_on_a_batch_without_a_word(graph):
+    """Only empty or whitespace texts: no word for the WordPiece loop (a request TF Serving may get)."""
+    core = CoreWordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"])
+    call = tf.function(lambda texts: core(texts).to_tensor(-1)) if graph else (lambda t: core(t).to_tensor(-1))
+    assert call(tf.constant(["", " \t\n"])).numpy().shape == (2, 0)
+    assert call(tf.constant(["", "a a"])).numpy().tolist() == [[-1, -1], [4, 4]]
+
+
 # ---------------------------------------------------------------------------------------------
 # A trained tiny run and its export.
 

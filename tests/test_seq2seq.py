@@ -188,7 +188,7 @@ def test_fused_lstm_stack_equals_keras_lstm_layers(depth, in_dim, training):
     """The encoder's wavefront loop gives Keras' LSTM layers' outputs (on the text), final states and
     gradients: inputs narrower and wider than the units (the joint matmul pads one of them), and
     either way of reading the inputs (slices; a TensorArray in training)."""
-    from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
+    from classifier_multi_label_seq2seq.lstm import bidirectional_lstm_stack
 
     keras.utils.set_random_seed(0)
     units = 6
@@ -235,7 +235,7 @@ def test_fused_lstm_stack_equals_keras_lstm_layers(depth, in_dim, training):
 def test_wavefront_dropout_trains_every_layer():
     """In training, the wavefront drops the lower layers' outputs inside its loop and the top
     layer's after it; every weight still gets a gradient, and prediction is deterministic."""
-    from classifier_multi_label_seq2seq.model import bidirectional_lstm_stack
+    from classifier_multi_label_seq2seq.lstm import bidirectional_lstm_stack
 
     keras.utils.set_random_seed(0)
     units, depth = 8, 3

@@ -33,9 +33,9 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .errors import UserError
+from .optimization import make_optimizer
 from .pipeline import text_dataset
 from .tokenization import special_token_id
-from .trainer import make_optimizer
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,20 @@ def option(default=None, help: str = "", choices=None, factory=None, minimum=Non
     return field(default=default, metadata=metadata)
 
 
+class _Freezable:
+    """A config that `RunConfig.frozen()` has resolved: assigning to it is an error, so nothing
+    changes the run's options after config.json is written."""
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_frozen"):
+            raise dataclasses.FrozenInstanceError(
+                f"cannot set {type(self).__name__}.{name}: the run's config is resolved and frozen (config.json); "
+                "copy it to change it: RunConfig.from_dict(json.loads(cfg.to_json()))")
+        super().__setattr__(name, value)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Freezable):
     """Where the data is and how it becomes batches."""
 
     train_file: Optional[str] = option(None, "training data (hellonlp CSV, one-hot CSV, jsonl or tsv); "
@@ -80,7 +92,7 @@ class DataConfig:
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(_Freezable):
     """The encoder: a pretrained one (`encoder`) or a small ALBERT trained from scratch."""
 
     encoder: Optional[str] = option(None, "a pretrained encoder: Google ALBERT folder, albert_config.json, "
@@ -101,7 +113,7 @@ class EncoderConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Freezable):
     """The shared training driver: AdamW, warm-up then linear decay, early stopping on dev."""
 
     epochs: int = option(40, "training epochs (early stopping may end sooner)", minimum=1)
@@ -143,7 +155,7 @@ class TrainConfig:
 
 
 @dataclass
-class ThresholdConfig:
+class ThresholdConfig(_Freezable):
     """How scores become decisions; tuned on dev, saved in the run folder and the export."""
 
     threshold: float = option(0.5, "the global threshold, and the fall-back per label", minimum=0.0, maximum=1.0)
@@ -159,7 +171,7 @@ class ThresholdConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Freezable):
     package: str = "classifier_multi_label"  # derived from the head (classifier_multi_label.registry)
     head_name: Optional[str] = None  # the registered head (sigmoid, textcnn, ...); set by the run
     output_dir: Optional[str] = None  # None: runs/<package>/<timestamp>
@@ -189,7 +201,18 @@ class RunConfig:
             setattr(holder, name, value)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False)
+        plain = dataclasses.replace(self, head=dict(self.head))  # a frozen config's head is a read-only mapping
+        return json.dumps(dataclasses.asdict(plain), indent=2, ensure_ascii=False)
+
+    def frozen(self) -> "RunConfig":
+        """A copy that refuses assignment (head options included: a read-only mapping)."""
+        copy = RunConfig.from_dict(json.loads(self.to_json()))
+        object.__setattr__(copy, "given", self.given)
+        for section in SECTIONS:
+            object.__setattr__(getattr(copy, section), "_frozen", True)
+        object.__setattr__(copy, "head", types.MappingProxyType(dict(copy.head)))
+        object.__setattr__(copy, "_frozen", True)
+        return copy
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

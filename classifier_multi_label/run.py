@@ -221,6 +221,8 @@ def train(cfg: RunConfig, head_cls=None, data: dict | None = None) -> Run | None
         if not cfg.head_name:
             raise UserError("train(): give the head class, or the head's name in the config (head_name)")
         head_cls = registry.head_class(cfg.head_name)
+    given, cfg = cfg.given, RunConfig.from_dict(json.loads(cfg.to_json()))  # the caller's object stays as it was
+    cfg.given = given
     cfg.head_name = registry.name_of(head_cls)
     cfg.package = registry.package_of(cfg.head_name)
     cluster = make_strategy(cfg.train.strategy)  # before any TensorFlow op: collectives start here
@@ -297,7 +299,24 @@ def _resumed_config(given: RunConfig, saved: RunConfig, path: str) -> RunConfig:
     return saved
 
 
-def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:
+@dataclass
+class _Setup:
+    """What a run is decided to be before anything trains."""
+
+    cfg: RunConfig  # resolved and frozen; config.json holds it
+    train: Examples
+    dev: Examples
+    test: Examples | None
+    labels: LabelVocab
+    backbone: object
+    preprocessor: object  # TextPreprocessor
+    resuming: bool  # a checkpoint will fill the weights
+
+
+def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> _Setup:
+    """Every default that depends on the data or the encoder (dev split, vocabulary, sequence length,
+    learning rates, pooling, the head's options, precision) decided once, and written to
+    config.json; the config returned is frozen, so nothing changes it while the run goes on."""
     saved = os.path.join(chief_dir or run_dir, "config.json")
     if cfg.train.resume and os.path.exists(saved):  # continue the run that was started: its config wins
         cfg = _resumed_config(cfg, RunConfig.load(saved), saved)
@@ -325,15 +344,9 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         cfg.train.head_learning_rate = PRETRAINED_HEAD_LR if pretrained else cfg.train.learning_rate
     if "pooling" in cfg.head and not resuming:
         cfg.head["pooling"] = resolve_pooling(cfg.head["pooling"], bool(pretrained))
-    t = cfg.train
-    drop = TokenDropout.for_preprocessor(pre, t.token_dropout) if t.token_dropout else None
-    if cfg.encoder.pretrain_epochs > 0 and not resuming:
-        if cluster.distributed:
-            raise UserError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
-                             "--strategy one_device, or leave --pretrain-epochs out")
-        history = pretrain_mlm(backbone, pre, train_ex.texts, cfg.train, cfg.train.learning_rate,
-                               cfg.encoder.pretrain_epochs, d.batch_size)
-        write_json(os.path.join(run_dir, "pretrain_history.json"), history)
+    if cfg.encoder.pretrain_epochs > 0 and not resuming and cluster.distributed:
+        raise UserError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
+                         "--strategy one_device, or leave --pretrain-epochs out")
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
         raise UserError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
     cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)
@@ -345,6 +358,18 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
     log.info("precision %s, XLA %s", cfg.train.precision, xla)
     labels.save(os.path.join(run_dir, "labels.txt"))
     write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
+    return _Setup(cfg.frozen(), train_ex, dev_ex, test_ex, labels, backbone, pre, resuming)
+
+
+def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:
+    setup = _resolve(cfg, head_cls, cluster, run_dir, chief_dir)
+    cfg, train_ex, dev_ex, test_ex, labels = setup.cfg, setup.train, setup.dev, setup.test, setup.labels
+    backbone, pre, d, t = setup.backbone, setup.preprocessor, setup.cfg.data, setup.cfg.train
+    drop = TokenDropout.for_preprocessor(pre, t.token_dropout) if t.token_dropout else None
+    if cfg.encoder.pretrain_epochs > 0 and not setup.resuming:
+        history = pretrain_mlm(backbone, pre, train_ex.texts, t, t.learning_rate, cfg.encoder.pretrain_epochs,
+                               d.batch_size)
+        write_json(os.path.join(run_dir, "pretrain_history.json"), history)
 
     model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre, cluster)
     y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)

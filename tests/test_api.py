@@ -288,3 +288,24 @@ def test_declared_choices_hold_for_python_keywords_too(tmp_path):
     with pytest.raises(ValueError, match="--pooling 'max': use auto, cls, mean, attention"):
         cml.train("sigmoid", pooling="max", output_dir=str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_run_config_is_resolved_once_frozen_and_is_config_json(tmp_path):
+    """Defaults that depend on the data or the encoder are decided before training and recorded;
+    afterwards the run's config refuses changes, and the caller's options are left as given."""
+    from classifier_multi_label.config import RunConfig
+
+    texts, labels = [t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]
+    mine = RunConfig()
+    options = {k: v for k, v in TINY_OPTIONS.items() if k not in ("max_seq_length", "learning_rate", "epochs")}
+    run = cml.train("sigmoid", train=(texts * 3, labels * 3), dev=(texts, labels), config=mine, epochs=1,
+                    output_dir=str(tmp_path / "run"), baseline="none", export=False, **options)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
+    assert json.loads(run.config.to_json()) == saved
+    assert saved["data"]["max_seq_length"] == 32  # the shortest length holding 99% of these short texts
+    assert saved["train"]["learning_rate"] == 1e-3 and saved["head"]["pooling"] == "attention"  # from scratch
+    with pytest.raises(dataclasses.FrozenInstanceError, match="resolved and frozen"):
+        run.config.train.epochs = 5
+    with pytest.raises(TypeError):
+        run.config.head["pooling"] = "cls"
+    assert mine.data.max_seq_length is None and mine.train.learning_rate is None  # the caller's config unchanged

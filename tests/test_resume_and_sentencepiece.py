@@ -55,17 +55,23 @@ def test_same_seed_same_metrics(data, tmp_path, uninterrupted):
     same_results(uninterrupted, tmp_path / "again")
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path, uninterrupted):
-    run_dir = tmp_path / "run"
+def train_two_epochs(data, run_dir):
+    """(the training process, its history.json) once two of its epochs are done; it runs on."""
     args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(data, run_dir)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if history.exists() and len(json.loads(history.read_text() or "[]")) >= 2:
             break
-        time.sleep(0.2)
-    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read()[-2000:]
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before two epochs were seen: " + proc.stderr.read()[-2000:]
+    return proc, history
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    proc, history = train_two_epochs(data, run_dir)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(json.loads(history.read_text()))
@@ -110,15 +116,7 @@ def test_ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_same_run(data, tmp
     """Ctrl-C (SIGINT) mid-run: the current step finishes, a checkpoint is written, one line, exit
     130; --resume continues inside the cut epoch and ends with the uninterrupted run's metrics."""
     run_dir = tmp_path / "run"
-    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(data, run_dir)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    history = run_dir / "history.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(json.loads(history.read_text() or "[]")) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training ended before it could be interrupted: " + proc.stderr.read()[-2000:]
+    proc, history = train_two_epochs(data, run_dir)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]

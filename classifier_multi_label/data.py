@@ -187,7 +187,7 @@ def _refuse_joined_labels(ex: Examples, own: Optional[str]):
             fix = (f"make each label its own list item, or pass --label-separator {sep!r} to split them"
                    if own is None else f"join labels with {own!r}, or pass --label-separator {sep!r}")
             raise DataError(ex.path, line, f"the label {lab!r} looks like {parts} joined by {sep!r} "
-                            f"({len(joined)} rows like it); this format {rule}", fix)
+                            f"({len(joined)} {'row' if len(joined) == 1 else 'rows'} like it); this format {rule}", fix)
 
 
 def _add(ex: Examples, line: int, text, labels: Sequence[str]):
@@ -421,11 +421,11 @@ def check_training_data(train: Examples, labels: LabelVocab, label_file: Optiona
     if label_file:
         unseen = [n for n, c in zip(labels.names, counts) if c == 0]
         if unseen:
-            log.warning("%s: %d labels have no training example (%s): the model cannot learn them",
+            log.warning("%s: %d label(s) have no training example (%s): the model cannot learn them",
                         label_file, len(unseen), _names(unseen))
     once = [n for n, c in zip(labels.names, counts) if c == 1]
     if once:
-        log.warning("%s: %d labels occur on one training row only (%s): expect little from them",
+        log.warning("%s: %d label(s) occur on one training row only (%s): expect little from them",
                     train.path, len(once), _names(once))
 
 

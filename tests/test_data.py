@@ -215,10 +215,10 @@ def test_training_data_warnings(tmp_path, caplog):
     train = examples(tmp_path / "t.jsonl", rows)
     check_training_data(train, LabelVocab(["x", "y", "z", "w"]), "labels.txt")
     assert "t.jsonl: x on every training row" in caplog.text
-    assert "labels.txt: 2 labels have no training example (z, w)" in caplog.text
+    assert "labels.txt: 2 label(s) have no training example (z, w)" in caplog.text
     caplog.clear()
     check_training_data(examples(tmp_path / "u.jsonl", rows + [("d", ["z"])]), LabelVocab(["x", "y", "z"]))
-    assert "u.jsonl: 1 labels occur on one training row only (z)" in caplog.text
+    assert "u.jsonl: 1 label(s) occur on one training row only (z)" in caplog.text
 
 
 def test_dev_too_small_or_without_positives(tmp_path, caplog):

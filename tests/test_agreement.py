@@ -22,7 +22,7 @@ def both(demo_run_dir):
     return run, tf.saved_model.load(str(demo_run_dir / "export" / "1")).signatures["serving_default"]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=TEXTS)
 @example(texts=["", " ", "\t\n\r\x0b\x0c", "\u3000\u00a0"])  # empty and whitespace-only: valid requests
 @example(texts=["a\x00b", "\x00", "\ufeff制热", "e\u0301", "\U0010fffd"])  # NUL, BOM, combining, private use

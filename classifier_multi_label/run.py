@@ -137,8 +137,7 @@ def _read(path, cfg: RunConfig) -> Examples:
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
     run_dir = cfg.output_dir or os.path.join("runs", cfg.package, time.strftime("%Y%m%d-%H%M%S"))
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise UserError(f"--output-dir {run_dir}: is a file; give a folder (new, or empty)")
+    check_output_dir(run_dir, "--output-dir")
     if os.path.isdir(run_dir) and os.listdir(run_dir) and not cfg.train.resume:
         raise FileExistsError(f"{run_dir} is not empty: pass --resume to continue that run, "
                               "or another --output-dir")

@@ -81,6 +81,7 @@ class MultiLabelClassifier(keras.Model):
             self._infer_fn = tf.function(lambda x: self.head.predict(self, x),
                                          jit_compile=jit_compile, reduce_retracing=True)
             self._infer_jit = jit_compile
+        self._infer_fn.get_concrete_function(dataset.element_spec)  # one trace for any batch size and length
         parts = [{k: v.numpy() for k, v in self._infer_fn(x).items()} for x in dataset]
         if not parts:
             empty = {"scores": np.zeros((0, self.head.num_labels), np.float32)}

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,19 @@ class TokenDropout:
         return dict(x, token_ids=tf.where(text & (roll < self.rate), tf.constant(self.mask_id, ids.dtype), ids))
 
 
+_TRACED = weakref.WeakKeyDictionary()
+
+
+def traced(preprocessor):
+    """`preprocessor` (strings [batch] -> inputs) as one traced function, reused by every dataset made
+    from it: tf.data traces a map's function anew for each dataset (every epoch makes one), and
+    tracing the tokenizer's graph is what takes the time."""
+    fn = _TRACED.get(preprocessor)
+    if fn is None:
+        fn = _TRACED[preprocessor] = tf.function(preprocessor, input_signature=[tf.TensorSpec([None], tf.string)])
+    return fn
+
+
 def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  epoch: int = 0, token_dropout: TokenDropout | None = None) -> tf.data.Dataset:
     """Yields (inputs, targets): inputs a dict of [batch, length] int32, targets [batch, labels].
@@ -109,7 +123,8 @@ def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = 
         order = epoch_order(texts, batch_size, seed, epoch)
         texts, targets = texts[order], targets[order]
     ds = tf.data.Dataset.from_tensor_slices((texts, targets)).batch(batch_size)
-    ds = ds.map(lambda t, y: (preprocessor(t), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    tokenize = traced(preprocessor)
+    ds = ds.map(lambda t, y: (tokenize(t), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if token_dropout is not None and token_dropout.rate > 0:
         # Batch i of epoch e draws from the stateless seed (seed, e * 2^20 + i).
         ds = ds.enumerate().map(
@@ -121,4 +136,5 @@ def make_dataset(texts, targets, preprocessor, batch_size: int, shuffle: bool = 
 def text_dataset(texts, preprocessor, batch_size: int) -> tf.data.Dataset:
     """Inputs only, in order: for prediction."""
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(list(texts), dtype=object)).batch(batch_size)
-    return ds.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return ds.map(traced(preprocessor), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True).prefetch(tf.data.AUTOTUNE)

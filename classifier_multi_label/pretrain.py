@@ -15,7 +15,8 @@ warm-up then linear decay, clipping by global norm).
 
 Example:
     >>> texts = ["制热很快，声音很小", "外观漂亮，价格便宜"] * 4
-    >>> history = pretrain_mlm(backbone, preprocessor, texts, TrainConfig(), 1e-3, epochs=2)
+    >>> quick = TrainConfig(jit_compile=False)  # XLA's compile time does not pay off on eight texts
+    >>> history = pretrain_mlm(backbone, preprocessor, texts, quick, 1e-3, epochs=2)
     >>> [h["epoch"] for h in history], 0.0 <= history[-1]["mlm_accuracy"] <= 1.0
     ([1, 2], True)
 """
@@ -33,6 +34,7 @@ import tensorflow as tf
 
 from .config import TrainConfig
 from .errors import UserError
+from .model import resolve_precision
 from .optimization import make_optimizer
 from .pipeline import text_dataset
 from .tokenization import special_token_id
@@ -42,10 +44,9 @@ log = logging.getLogger(__name__)
 MASK_RATE = 0.15
 
 
-def masked_lm_dataset(texts, preprocessor, batch_size: int, seed: int, epoch: int) -> tf.data.Dataset:
-    """Yields (inputs with "mask_positions", mask_ids, mask_weights): [batch, length] inputs and
-    [batch, predictions] targets; the texts in a seeded order per epoch."""
-    texts = np.asarray(list(texts), dtype=object)[np.random.default_rng([seed, epoch]).permutation(len(texts))]
+def mlm_masker(preprocessor):
+    """BERT's masking of a batch of inputs -> (inputs with "mask_positions", mask_ids, mask_weights),
+    as one `tf.function`: made once, it is traced once for every epoch's dataset."""
     try:
         mask_id = special_token_id(preprocessor.tokenizer, "mask")
     except ValueError as e:
@@ -55,13 +56,23 @@ def masked_lm_dataset(texts, preprocessor, batch_size: int, seed: int, epoch: in
         mask_selection_length=math.ceil(1.5 * MASK_RATE * preprocessor.sequence_length),
         unselectable_token_ids=[preprocessor.cls_id, preprocessor.sep_id, preprocessor.pad_id])
 
+    @tf.function
     def mask(x):
         m = generator(x["token_ids"])  # token_ids [batch, length]; the rest [batch, predictions]
         inputs = dict(x, token_ids=tf.cast(m["token_ids"], tf.int32),
                       mask_positions=tf.cast(m["mask_positions"], tf.int32))
         return inputs, tf.cast(m["mask_ids"], tf.int32), tf.cast(m["mask_weights"], tf.float32)
 
-    return text_dataset(texts, preprocessor, batch_size).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return mask
+
+
+def masked_lm_dataset(texts, preprocessor, batch_size: int, seed: int, epoch: int, masker=None) -> tf.data.Dataset:
+    """Yields (inputs with "mask_positions", mask_ids, mask_weights): [batch, length] inputs and
+    [batch, predictions] targets; the texts in a seeded order per epoch. `masker`: `mlm_masker`'s,
+    made once for all epochs."""
+    texts = np.asarray(list(texts), dtype=object)[np.random.default_rng([seed, epoch]).permutation(len(texts))]
+    masker = masker or mlm_masker(preprocessor)
+    return text_dataset(texts, preprocessor, batch_size).map(masker, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def masked_lm_model(backbone: keras.Model) -> keras.Model:
@@ -87,14 +98,15 @@ def pretrain_mlm(backbone: keras.Model, preprocessor, texts, cfg: TrainConfig, l
     opt = make_optimizer(cfg, learning_rate, steps * epochs, clip=True)  # model.fit: Keras clips
     # The mean over real predictions only (Keras' default divides by every slot, padding included).
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-    model.compile(optimizer=opt, loss=loss, jit_compile=True,
+    _, jit_compile = resolve_precision(cfg.precision, cfg.jit_compile)  # as the classifier's train step
+    model.compile(optimizer=opt, loss=loss, jit_compile=jit_compile,
                   weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     log.info("masked-LM pre-training on %d training texts for %d epochs (%d steps each)", len(texts), epochs, steps)
-    history = []
+    history, masker = [], mlm_masker(preprocessor)
     try:
         for epoch in range(epochs):
             start = time.time()
-            data = masked_lm_dataset(texts, preprocessor, batch_size, cfg.seed, epoch)
+            data = masked_lm_dataset(texts, preprocessor, batch_size, cfg.seed, epoch, masker)
             fit = model.fit(data, epochs=1, verbose=0, shuffle=False)
             record = {"epoch": epoch + 1, "mlm_loss": float(fit.history["loss"][-1]),
                       "mlm_accuracy": float(fit.history["accuracy"][-1]), "seconds": round(time.time() - start, 2)}

@@ -357,7 +357,10 @@ class Trainer:
             bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
             start, steps, seen_before = time.time(), done, seen  # steps: this epoch's batches, before a resume too
             # The epoch's batches are the same on every run (seeded by epoch): skip those already trained.
-            for step, (x, y) in enumerate(self._batches(train_data_for_epoch(epoch).skip(done)), start=done):
+            batches = self._batches(train_data_for_epoch(epoch).skip(done))
+            # Traced once for the spec's any batch size and length, rather than per shape first seen.
+            self.train_step.get_concrete_function(*batches.element_spec)
+            for step, (x, y) in enumerate(batches, start=done):
                 loss, n = self.train_step(x, y)
                 loss = float(loss)
                 if not np.isfinite(loss):

@@ -1,7 +1,11 @@
 """Shared test helpers: tiny data files, tiny model flags, subprocess runners."""
 
+import contextlib
+import io
 import json
+import logging
 import os
+import runpy
 import subprocess
 import sys
 
@@ -20,11 +24,13 @@ if ROOT not in sys.path:
 TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--num-heads", "2",
         "--intermediate-dim", "32", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
         "--epochs", "2", "--learning-rate", "1e-3",
-        "--precision", "float32"]  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
+        "--precision", "float32",  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
+        "--no-jit-compile"]  # XLA compiles each batch shape: 40 s of a tiny run (one test trains with XLA)
 
 # TINY as keyword arguments of the Python API.
 TINY_OPTIONS = dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, vocab_size=300,
-                    max_seq_length=32, batch_size=8, epochs=2, learning_rate=1e-3, precision="float32")
+                    max_seq_length=32, batch_size=8, epochs=2, learning_rate=1e-3, precision="float32",
+                    jit_compile=False)
 
 REVIEWS = [  # (text, labels): a small hellonlp-style set
     ("制热很快，房间很暖和", ["制热"]), ("声音很大，晚上睡不着", ["噪音"]), ("外观漂亮，颜值高", ["外观"]),
@@ -55,6 +61,30 @@ def run_script(script, *args, timeout=600, cwd=None, input=None):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or ROOT, env=env, input=input)
+
+
+def run_command(script, *args, input=None):
+    """`python <script> args...` inside this process (no second TensorFlow start-up): the script runs
+    as `__main__` with its argv, stdin, stdout and stderr; returns a CompletedProcess with its exit
+    status (an uncaught exception propagates with its traceback, as it would fail the test anyway).
+    Use `run_script` where the process itself is under test (start-up, signals, a clean import)."""
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8")), encoding="utf-8")
+    saved = sys.argv, sys.stdin, list(sys.path)
+    code = 0
+    try:
+        sys.argv, sys.stdin = [os.path.join(ROOT, script), *argv], stdin
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv, sys.stdin = saved[0], saved[1]
+        sys.path[:] = saved[2]
+        logging.getLogger().handlers.clear()  # the command's log handler wrote to `err`, now closed
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, run_script
+from conftest import ROOT, TINY, run_command
 
-# 694 training rows in batches of 9: most batches split 5/4 over two replicas, and the last batch
+# 199 training rows in batches of 9: most batches split 5/4 over two replicas, and the last batch
 # holds one example, so one replica gets none. Without dropout the runs must agree to rounding.
 # With FGM too: every replica must move the embedding table along the whole batch's gradient.
 ARGS = [*TINY, "--batch-size", "9", "--encoder-dropout", "0", "--dropout", "0", "--patience", "0",
@@ -36,7 +36,7 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("dist")
     with open(demo_file("train"), encoding="utf-8") as fh:
         lines = fh.read().splitlines()
-    (d / "train.csv").write_text("\n".join(lines[:695]) + "\n", encoding="utf-8")  # header + 694 rows
+    (d / "train.csv").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")  # header + 199 rows
     return {"dir": d, "args": ["--train-file", d / "train.csv", "--dev-file", demo_file("dev"),
                                "--test-file", demo_file("test"), *ARGS]}
 
@@ -44,8 +44,8 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def single(data):
     run_dir = data["dir"] / "single"
-    proc = run_script("classifier_multi_label/train.py", *data["args"], "--strategy", "one_device",
-                      "--output-dir", run_dir)
+    proc = run_command("classifier_multi_label/train.py", *data["args"], "--strategy", "one_device",
+                       "--output-dir", run_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
 
@@ -151,8 +151,8 @@ def test_tf_config_and_strategy_errors(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="--strategy must be one of"):
         make_strategy("parameter_server")
     monkeypatch.delenv("TF_CONFIG")
-    proc = run_script("classifier_multi_label/train.py", *TINY, "--strategy", "multi_worker",
-                      "--output-dir", tmp_path / "r")
+    proc = run_command("classifier_multi_label/train.py", *TINY, "--strategy", "multi_worker",
+                       "--output-dir", tmp_path / "r")
     assert proc.returncode == 2 and "TF_CONFIG is not set" in proc.stderr and "Traceback" not in proc.stderr
 
 

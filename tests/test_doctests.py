@@ -43,7 +43,7 @@ def namespace(demo_run_dir, tmp_path_factory):
             "backbone": run.model.backbone, "preprocessor": run.preprocessor,
             "tiny_model": dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
                                vocab_size=300, max_seq_length=32, batch_size=8, precision="float32",
-                               baseline="none", export=False)}
+                               jit_compile=False, baseline="none", export=False)}
 
 
 @pytest.mark.parametrize("name", modules())

@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import TINY, run_script
+from conftest import TINY, run_command
 
 from classifier_multi_label.config import EncoderConfig
 from classifier_multi_label.encoder import EncoderError, load_encoder
@@ -69,8 +69,8 @@ def test_train_with_a_hugging_face_encoder(tmp_path):
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps({"text": t, "labels": ls}) for t, ls in rows) + "\n")
     args = [a for a in TINY]
-    proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--encoder", tmp_path / "tiny-bert",
-                      "--output-dir", tmp_path / "run", *args)
+    proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--encoder", tmp_path / "tiny-bert",
+                       "--output-dir", tmp_path / "run", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     spec = json.loads((tmp_path / "run" / "encoder.json").read_text())
     assert spec["backbone"]["class_name"] == "BertBackbone"

@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from conftest import REVIEWS, ROOT, TINY, assert_export_parity, run_script, write_hellonlp
+from conftest import REVIEWS, ROOT, TINY, assert_export_parity, run_command, run_script, write_hellonlp
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,10 @@ def trained(tmp_path_factory):
     train = write_hellonlp(d / "train.csv", REVIEWS * 4, bom=True, crlf=True)  # as exported by Excel
     test = write_hellonlp(d / "test.csv", REVIEWS, bom=True, crlf=True)
     run_dir = d / "run"
+    # The README's command in its own process, with XLA as a user's float32 run has it (the other
+    # tests' tiny runs turn it off: it compiles each batch shape).
     proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--test-file", test,
-                      "--output-dir", run_dir, *TINY)
+                      "--output-dir", run_dir, *TINY, "--jit-compile")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"dir": d, "run": run_dir, "train": train, "test": test, "proc": proc}
 
@@ -39,6 +41,7 @@ def test_train_writes_the_run_folder(trained):
     assert (run / "labels.txt").read_text(encoding="utf-8").split() == ["价格", "制热", "噪音", "外观"]
     err = trained["proc"].stderr
     assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent
+    assert "precision float32, XLA on" in err
     assert "test:" in trained["proc"].stdout and "micro_f1" in trained["proc"].stdout
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
@@ -53,25 +56,25 @@ def test_train_writes_the_run_folder(trained):
 
 def test_eval_predict_export_commands(trained):
     run, test = trained["run"], trained["test"]
-    proc = run_script("classifier_multi_label/eval.py", "--model-dir", run, "--test-file", test,
-                      "--output", trained["dir"] / "eval.json")
+    proc = run_command("classifier_multi_label/eval.py", "--model-dir", run, "--test-file", test,
+                       "--output", trained["dir"] / "eval.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = json.loads((trained["dir"] / "eval.json").read_text())
     assert evaluated["micro_f1"] == pytest.approx(json.loads((run / "metrics.json").read_text())["micro_f1"])
 
-    proc = run_script("classifier_multi_label/predict.py", "--model-dir", run, input="制热很快\n声音很大\n")
+    proc = run_command("classifier_multi_label/predict.py", "--model-dir", run, input="制热很快\n声音很大\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["text"] for r in rows] == ["制热很快", "声音很大"]
     assert set(rows[0]["scores"]) == {"价格", "制热", "噪音", "外观"}
     assert all(set(r["labels"]) <= set(r["scores"]) for r in rows)
 
-    proc = run_script("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export")
+    proc = run_command("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith(os.path.join("export", "2"))  # versions auto-increment
     assert not [d for d in os.listdir(run / "export") if d.startswith(".tmp")]  # nothing half-written left
-    proc = run_script("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
-                      "--version", "2")
+    proc = run_command("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
+                       "--version", "2")
     assert proc.returncode == 2 and "immutable" in proc.stderr
 
 
@@ -84,7 +87,7 @@ def test_export_parity_in_a_clean_process(trained, tmp_path):
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("content,label\n好,价格\n坏,质量,多余\n", encoding="utf-8")
-    proc = run_script("classifier_multi_label/train.py", "--train-file", bad, "--output-dir", tmp_path / "r", *TINY)
+    proc = run_command("classifier_multi_label/train.py", "--train-file", bad, "--output-dir", tmp_path / "r", *TINY)
     assert proc.returncode == 2
     assert "bad.csv:3" in proc.stderr and "fix:" in proc.stderr and "Traceback" not in proc.stderr
 

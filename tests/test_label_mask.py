@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_script
+from conftest import TINY, assert_export_parity, run_command
 
 from classifier_multi_label.model import MultiLabelClassifier
 from classifier_multi_label.tokenization import TextPreprocessor
@@ -150,15 +150,15 @@ def test_top_p_decoding_commits_the_most_confident_label_each_pass():
 def test_commands_and_export(tiny_data, tmp_path):
     """Trained with top-p decoding, so the export runs the iterative passes in the graph."""
     run_dir = tmp_path / "run"
-    proc = run_script("contrib/label_mask/train.py", "--train-file", tiny_data["train"], "--dev-file",
-                      tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY,
-                      "--decoding", "top_p")
+    proc = run_command("contrib/label_mask/train.py", "--train-file", tiny_data["train"], "--dev-file",
+                       tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY,
+                       "--decoding", "top_p")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["package"] == "contrib.label_mask" and config["head"]["decoding"] == "top_p"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    proc = run_script("contrib/label_mask/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
-                      "--output", tmp_path / "eval.json")
+    proc = run_command("contrib/label_mask/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
+                       "--output", tmp_path / "eval.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask", tmp_path)

@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_script
+from conftest import TINY, assert_export_parity, run_command
 
 from classifier_multi_label.data import LabelVocab
 from classifier_multi_label.losses import bce
@@ -113,17 +113,17 @@ def test_training_steps_lower_the_loss(inner):
 
 def test_commands_and_export(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_script("contrib/prototype_contrastive/train.py", "--train-file", tiny_data["train"],
-                      "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir,
-                      *TINY, "--classifier", "textcnn", "--filter-sizes", "2", "3", "--num-filters", "8",
-                      "--n-pos", "4", "--n-neg", "8", "--k-pos", "3", "--k-neg", "3")
+    proc = run_command("contrib/prototype_contrastive/train.py", "--train-file", tiny_data["train"],
+                       "--dev-file", tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir,
+                       *TINY, "--classifier", "textcnn", "--filter-sizes", "2", "3", "--num-filters", "8",
+                       "--n-pos", "4", "--n-neg", "8", "--k-pos", "3", "--k-neg", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["package"] == "contrib.prototype_contrastive" and config["head"]["classifier"] == "textcnn"
     assert len(config["head"]["label_counts"]) == len((run_dir / "labels.txt").read_text().split())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    proc = run_script("contrib/prototype_contrastive/eval.py", "--model-dir", run_dir, "--test-file",
-                      tiny_data["test"], "--output", tmp_path / "eval.json")
+    proc = run_command("contrib/prototype_contrastive/eval.py", "--model-dir", run_dir, "--test-file",
+                       tiny_data["test"], "--output", tmp_path / "eval.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     from contrib.prototype_contrastive import PrototypeContrastiveHead as head_cls

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REVIEWS, SHARED_DATA, TINY, run_script, write_hellonlp
+from conftest import REVIEWS, SHARED_DATA, TINY, run_command, write_hellonlp
 
 from classifier_multi_label.client import GrpcClient, RestClient, ServingError
 from classifier_multi_label.core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
@@ -91,8 +91,8 @@ def served(tmp_path_factory):
     d = tmp_path_factory.mktemp("serving")
     train, test = write_hellonlp(d / "train.csv", REVIEWS * 3), write_hellonlp(d / "test.csv", REVIEWS)
     run_dir = d / "run"
-    proc = run_script("classifier_multi_label/train.py", "--train-file", train, "--test-file", test,
-                      "--output-dir", run_dir, *TINY)
+    proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--test-file", test,
+                       "--output-dir", run_dir, *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from classifier_multi_label import PooledHead, load_run
 
@@ -171,8 +171,8 @@ def test_models_config_writer(tmp_path):
 def test_export_command_versions_and_models_config(served):
     base, config = served["dir"] / "bases" / "reviews", served["dir"] / "models.config"
     for expected in ("1", "2"):
-        proc = run_script("classifier_multi_label/export.py", "--model-dir", served["run_dir"], "--export-dir", base,
-                          "--models-config", config)
+        proc = run_command("classifier_multi_label/export.py", "--model-dir", served["run_dir"], "--export-dir", base,
+                           "--models-config", config)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.splitlines()[0].endswith(os.path.join("reviews", expected))
     assert sorted(os.listdir(base)) == ["1", "2"]
@@ -278,9 +278,9 @@ def test_rest_client_gives_local_predictions(served, rest, request_format):
 
 def test_predict_command_against_the_server(served, rest):
     texts = "制热很快\n声音很大\n"
-    local = run_script("classifier_multi_label/predict.py", "--model-dir", served["run_dir"], input=texts)
-    remote = run_script("classifier_multi_label/predict.py", "--server", rest.url, "--model-name", "reviews",
-                        "--model-version", "1", input=texts)
+    local = run_command("classifier_multi_label/predict.py", "--model-dir", served["run_dir"], input=texts)
+    remote = run_command("classifier_multi_label/predict.py", "--server", rest.url, "--model-name", "reviews",
+                         "--model-version", "1", input=texts)
     assert local.returncode == 0 and remote.returncode == 0, remote.stderr[-2000:]
     local_rows, remote_rows = ([json.loads(x) for x in p.stdout.splitlines()] for p in (local, remote))
     assert [r["text"] for r in remote_rows] == ["制热很快", "声音很大"]
@@ -315,16 +315,16 @@ def free_port():
 
 
 def test_server_down_and_wrong_model_name_are_clear_errors(rest):
-    proc = run_script("classifier_multi_label/predict.py", "--server", f"http://127.0.0.1:{free_port()}",
-                      "--model-name", "reviews", "--retries", "1", input="好\n")
+    proc = run_command("classifier_multi_label/predict.py", "--server", f"http://127.0.0.1:{free_port()}",
+                       "--model-name", "reviews", "--retries", "1", input="好\n")
     assert proc.returncode == 2 and "cannot connect" in proc.stderr and "is TF Serving running" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run_script("classifier_multi_label/predict.py", "--server", rest.url, "--model-name", "nope", input="好\n")
+    proc = run_command("classifier_multi_label/predict.py", "--server", rest.url, "--model-name", "nope", input="好\n")
     assert proc.returncode == 2 and "has no model 'nope'" in proc.stderr and "--model-name" in proc.stderr
     assert "Servable not found" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(ServingError, match="version 9"):
         RestClient(rest.url, "reviews", version=9).predict(["好"])
-    proc = run_script("classifier_multi_label/predict.py", "--server", rest.url, input="好\n")
+    proc = run_command("classifier_multi_label/predict.py", "--server", rest.url, input="好\n")
     assert proc.returncode == 2 and "need --model-name" in proc.stderr
 
 

@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_script
+from conftest import TINY, assert_export_parity, run_command
 
 from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
@@ -99,8 +99,8 @@ SIBLINGS = {"classifier_multi_label_textcnn": (TextCNNHead, ["--filter-sizes", "
 def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     head_cls, extra = SIBLINGS[package]
     run_dir = tmp_path / "run"
-    proc = run_script(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
-                      "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
+    proc = run_command(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
+                       "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["package"] == package
@@ -110,14 +110,14 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
         assert all(np.isfinite(h["mlm_loss"]) for h in history)
         assert "pre-training epoch 2/2" in proc.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    proc = run_script(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
-                      "--output", tmp_path / "eval.json")
+    proc = run_command(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
+                       "--output", tmp_path / "eval.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     # save/load round trip: the reloaded run scores the test set exactly as training's final evaluation did
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
-    proc = run_script(f"{package}/predict.py", "--model-dir", run_dir, input="制热很快\n")
+    proc = run_command(f"{package}/predict.py", "--model-dir", run_dir, input="制热很快\n")
     assert proc.returncode == 0 and json.loads(proc.stdout)["text"] == "制热很快"
     other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
-    proc = run_script(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
+    proc = run_command(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
     assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
     assert_export_parity(run_dir, head_cls, package, tmp_path)

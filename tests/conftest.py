@@ -64,20 +64,25 @@ def run_script(script, *args, timeout=600, cwd=None, input=None):
 
 
 def run_command(script, *args, input=None):
-    """`python <script> args...` inside this process (no second TensorFlow start-up): the script runs
-    as `__main__` with its argv, stdin, stdout and stderr; returns a CompletedProcess with its exit
-    status (an uncaught exception propagates with its traceback, as it would fail the test anyway).
-    Use `run_script` where the process itself is under test (start-up, signals, a clean import)."""
+    """`python <script> args...` (or `python -m <script> args...` for a module name, no ".py") inside
+    this process (no second TensorFlow start-up): the script runs as `__main__` with its argv, stdin,
+    stdout and stderr; returns a CompletedProcess with its exit status (an uncaught exception
+    propagates with its traceback, as it would fail the test anyway). Use `run_script` where the
+    process itself is under test (start-up, signals, a clean import)."""
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
     stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8")), encoding="utf-8")
     saved = sys.argv, sys.stdin, list(sys.path)
     code = 0
     try:
-        sys.argv, sys.stdin = [os.path.join(ROOT, script), *argv], stdin
+        is_module = not script.endswith(".py")
+        sys.argv, sys.stdin = [script if is_module else os.path.join(ROOT, script), *argv], stdin
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+                if is_module:
+                    runpy.run_module(script, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
     finally:
@@ -149,6 +154,20 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path, atol=1e-5):
     for row, dec, labels, count in zip(expected, decisions, served["labels"], served["label_count"]):
         chosen = sorted(np.flatnonzero(dec), key=lambda i: -row[i])
         assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
+
+
+@pytest.fixture(scope="session")
+def sigmoid_run_dir(tmp_path_factory):
+    """One tiny baseline (sigmoid head) run, trained once per test session by its train.py command on
+    train, dev and test files of the small review set: two epochs (two checkpoints), exported. Tests
+    that change a run folder work on a copy."""
+    d = tmp_path_factory.mktemp("sigmoid")
+    train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
+                        for split in ("train", "dev", "test"))
+    proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--dev-file", dev,
+                       "--test-file", test, "--output-dir", d / "run", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return d / "run"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REVIEWS, ROOT, TINY, TINY_OPTIONS
+from conftest import REVIEWS, ROOT, TINY, TINY_OPTIONS, run_command
 
 import classifier_multi_label as cml
 from classifier_multi_label import registry
@@ -133,19 +133,20 @@ def test_help_explains_every_flag_without_tensorflow(script):
 
 
 def test_module_entry_point_runs_any_head(tiny_data, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-m", "classifier_multi_label", "train", "--head", "denses",
-                           "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"], "--output-dir",
-                           str(tmp_path / "run"), "--no-export", "--baseline", "none",
-                           *TINY], capture_output=True, text=True, timeout=600,
-                          cwd=str(tmp_path), env=env)
+    """`python -m classifier_multi_label train --head NAME`; its eval, in a process of its own, refuses
+    another package's run folder in one line, with no TensorFlow start-up lines."""
+    proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", tiny_data["train"],
+                       "--dev-file", tiny_data["dev"], "--output-dir", tmp_path / "run", "--no-export",
+                       "--baseline", "none", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "cudart_stub" not in proc.stderr and "absl::InitializeLog" not in proc.stderr  # no TF start-up lines
     assert json.loads((tmp_path / "run" / "config.json").read_text())["head_name"] == "denses"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-m", "classifier_multi_label", "eval", "--head", "textcnn",
                            "--model-dir", str(tmp_path / "run"), "--test-file", tiny_data["dev"]],
                           capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env)
     assert proc.returncode == 2 and "was trained by classifier_multi_label_denses" in proc.stderr
+    assert "cudart_stub" not in proc.stderr and "absl::InitializeLog" not in proc.stderr  # no TF start-up lines
+    assert proc.stderr.count("\n") == 1, proc.stderr  # the error, one line
 
 
 def test_an_internal_error_shows_its_traceback(monkeypatch, capsys, tiny_data, tmp_path):
@@ -168,7 +169,7 @@ def _doc_code_blocks(page: str) -> list:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_new_head_of_the_docs_registers_and_trains(tiny_data, tmp_path):
+def test_the_new_head_of_the_docs_registers_and_trains(tiny_data, tmp_path, monkeypatch):
     """docs/heads.md "Writing a new head", as written: its two files, registered through an entry point
     (a dist-info folder on the path, as `pip install` would write), trained by name from the CLI."""
     blocks = _doc_code_blocks("heads.md")
@@ -184,11 +185,10 @@ def test_the_new_head_of_the_docs_registers_and_trains(tiny_data, tmp_path):
     groups = eval("{" + entry_points + "}")  # the dict the docs put in setup.py  # noqa: S307
     (dist / "entry_points.txt").write_text("".join(f"[{group}]\n" + "\n".join(entries) + "\n\n"
                                                    for group, entries in groups.items()), encoding="utf-8")
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(tmp_path / "site")}
-    proc = subprocess.run([sys.executable, "-m", "classifier_multi_label", "train", "--head", "max_pool",
-                           "--dropout", "0.2", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
-                           "--output-dir", str(tmp_path / "run"), "--baseline", "none", *TINY],
-                          capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # as a PYTHONPATH entry
+    proc = run_command("classifier_multi_label", "train", "--head", "max_pool", "--dropout", "0.2",
+                       "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
+                       "--output-dir", tmp_path / "run", "--baseline", "none", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["head_name"] == "max_pool" and config["package"] == "my_package"

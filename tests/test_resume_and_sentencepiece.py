@@ -1,4 +1,4 @@
-"""--resume after a kill, and a SentencePiece vocabulary through the whole run."""
+"""--resume after Ctrl-C and after a kill, and a SentencePiece vocabulary through the whole run."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REVIEWS, ROOT, TINY, run_command, write_hellonlp
 
-EPOCHS = 8  # enough to kill the run mid-way: an epoch of this tiny run takes under a second
+EPOCHS = 10  # enough to cut the run twice: an epoch of this tiny run takes under a second
 
 
 def training_args(tiny_data, run_dir):
@@ -56,36 +56,47 @@ def test_same_seed_same_metrics(data, tmp_path, uninterrupted):
     same_results(uninterrupted, tmp_path / "again")
 
 
-def train_two_epochs(data, run_dir):
-    """(the training process, its history.json) once two of its epochs are done; it runs on."""
-    args = [sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *training_args(data, run_dir)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_training(args, run_dir, epochs_done: int):
+    """(the `train.py args` process, its history.json) once `epochs_done` epochs are recorded; it runs on."""
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "classifier_multi_label/train.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(json.loads(history.read_text() or "[]")) >= 2:
+        if history.exists() and len(json.loads(history.read_text() or "[]")) >= epochs_done:
             break
         time.sleep(0.05)
-    assert proc.poll() is None, "training ended before two epochs were seen: " + proc.stderr.read()[-2000:]
+    assert proc.poll() is None, f"training ended before {epochs_done} epochs were seen: " + proc.stderr.read()[-2000:]
     return proc, history
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(data, tmp_path, uninterrupted):
+def test_ctrl_c_then_a_kill_and_resume_finishes_the_same_run(data, tmp_path, uninterrupted):
+    """Ctrl-C (SIGINT) mid-run: the current step finishes, a checkpoint is written, one line, exit
+    130. `--resume` (a new process) continues inside the cut epoch; that process is killed (SIGKILL)
+    a few epochs later. `--resume` again, with only the run folder named, ends with the uninterrupted
+    run's metrics and per-epoch losses: neither cut changed anything, no epoch is redone or skipped."""
     run_dir = tmp_path / "run"
-    proc, history = train_two_epochs(data, run_dir)
+    proc, history = start_training(training_args(data, run_dir), run_dir, 2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "continue with the same command and --resume" in err.splitlines()[-1], err
+    assert not (run_dir / "metrics.json").exists()
+
+    proc, history = start_training([*training_args(data, run_dir), "--resume"], run_dir, 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(json.loads(history.read_text()))
-    assert 2 <= done < EPOCHS and not (run_dir / "metrics.json").exists()
+    assert 5 <= done < EPOCHS and not (run_dir / "metrics.json").exists()
 
     # The first command's options come from the run folder; --export is one a resume may change.
     resumed = run_command("classifier_multi_label/train.py", "--output-dir", run_dir, "--resume", "--export")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stderr
     epochs = [h["epoch"] for h in json.loads(history.read_text())]
-    assert epochs == list(range(1, EPOCHS + 1))  # the killed epochs are not redone, none is skipped
+    assert epochs == list(range(1, EPOCHS + 1))
     assert (run_dir / "metrics.json").exists() and (run_dir / "export" / "1" / "saved_model.pb").exists()
-    same_results(uninterrupted, run_dir)  # the kill changed nothing
+    same_results(uninterrupted, run_dir)  # mean epoch losses included: the cut epoch counts all its batches
 
 
 def test_sentencepiece_vocabulary(tmp_path):
@@ -112,21 +123,3 @@ def test_sentencepiece_vocabulary(tmp_path):
     proc = run_command("classifier_multi_label/export.py", "--model-dir", tmp_path / "run", "--export-dir",
                        tmp_path / "exp", "--tokenizer", "core")
     assert proc.returncode == 2 and "use --tokenizer tf_text" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def test_ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_same_run(data, tmp_path, uninterrupted):
-    """Ctrl-C (SIGINT) mid-run: the current step finishes, a checkpoint is written, one line, exit
-    130; --resume continues inside the cut epoch and ends with the uninterrupted run's metrics."""
-    run_dir = tmp_path / "run"
-    proc, history = train_two_epochs(data, run_dir)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
-    assert "Traceback" not in err and "continue with the same command and --resume" in err.splitlines()[-1], err
-    assert not (run_dir / "metrics.json").exists()
-
-    resumed = run_command("classifier_multi_label/train.py", *training_args(data, run_dir), "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    epochs = [h["epoch"] for h in json.loads(history.read_text())]
-    assert epochs == list(range(1, EPOCHS + 1))
-    same_results(uninterrupted, run_dir)  # mean epoch losses included: the cut epoch counts all its batches

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REVIEWS, SHARED_DATA, TINY, run_command, write_hellonlp
+from conftest import SHARED_DATA, run_command
 
 from classifier_multi_label.client import GrpcClient, RestClient, ServingError
 from classifier_multi_label.core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
@@ -87,13 +87,8 @@ def test_core_tokenizer_on_a_batch_without_a_word(graph):
 # A trained tiny run and its export.
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    d = tmp_path_factory.mktemp("serving")
-    train, test = write_hellonlp(d / "train.csv", REVIEWS * 3), write_hellonlp(d / "test.csv", REVIEWS)
-    run_dir = d / "run"
-    proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--test-file", test,
-                       "--output-dir", run_dir, *TINY)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def served(tmp_path_factory, sigmoid_run_dir):
+    d, run_dir = tmp_path_factory.mktemp("serving"), sigmoid_run_dir  # d: for further exports
     from classifier_multi_label import PooledHead, load_run
 
     run = load_run(str(run_dir), PooledHead, "classifier_multi_label")

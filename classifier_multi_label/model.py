@@ -36,8 +36,7 @@ def cpu_has_amx_bf16() -> bool:
 def resolve_precision(precision: str, jit_compile, head_supports_bfloat16: bool = True) -> tuple:
     """(dtype policy, XLA on/off) for a run. "auto": mixed_bfloat16 on a CPU-only machine with AMX
     bfloat16 units, else float32. XLA defaults to on for float32 and off for mixed_bfloat16: XLA's CPU
-    backend does not use the AMX units (albert_small_zh, batch 32, sequence 60, measured here: 68.5
-    training examples/s in bfloat16 without XLA, 41.6 with it, 47.5 in float32 with XLA)."""
+    backend does not use the AMX units (measured: docs/benchmarks.md, the speed section)."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "mixed_bfloat16" and not head_supports_bfloat16:

@@ -1,7 +1,7 @@
 """The training driver shared by every head.
 
 The optimizer and its schedules (`optimization.py`), gradient clipping by global norm over the
-whole batch, FGM adversarial training, a compiled custom train step run through `strategy.run`
+whole batch, FGM adversarial training (`adversarial.py`), a compiled custom train step run through `strategy.run`
 (Keras' `model.fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585), dev
 evaluation each epoch on probabilities, a checkpoint per epoch (and on Ctrl-C) for `--resume`,
 TensorBoard logs and a progress bar.
@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .adversarial import FGM
 from .config import TrainConfig
 from .distribute import Cluster
 from .errors import TrainingInterrupted, UserError
@@ -139,12 +140,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         # Dropout's random state: checkpointed (a resumed run draws the masks an uninterrupted one would).
         self._seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
-        if cfg.adversarial_epsilon:
-            if cfg.adversarial_epsilon < 0:
-                raise UserError(f"--adversarial-epsilon {cfg.adversarial_epsilon}: use a positive norm, "
-                                 "e.g. 1.0, or 0 to train without FGM")
-            self._table = model.backbone.token_embedding.embeddings  # [vocabulary, embedding_dim]
-            self._table_index = next(i for i, v in enumerate(model.trainable_variables) if v is self._table)
+        self.fgm = FGM(model, cfg.adversarial_epsilon) if cfg.adversarial_epsilon else None
         with self.strategy.scope():
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs,
                                             head_learning_rate=head_learning_rate,
@@ -198,32 +194,17 @@ class Trainer:
         return share, tape.gradient(share, self.model.trainable_variables)
 
     def _adversarial_grads(self, n, x, y, n_global, g):
-        """FGM (Miyato et al., 2017): this replica's gradients of the loss with the token embedding
-        table moved by r = epsilon * g / ||g||, g the table's gradient on the whole batch (the
-        steepest loss increase of norm epsilon). The table is swapped in a StatelessScope: no
-        variable is written, so replicas cannot see one another's perturbation."""
-        r = tf.stop_gradient(self.cfg.adversarial_epsilon * g / (tf.norm(g) + 1e-12))  # [vocabulary, dim]
-        with tf.GradientTape() as tape:
-            moved = self._table.value + r  # read under the tape: the gradient reaches the table
-            with keras.StatelessScope(state_mapping=[(self._table, moved)]) as scope:
-                share = self._share(n, x, y, n_global)
-        grads = tape.gradient(share, self.model.trainable_variables)
-        # Dropout drew fresh masks in the scope, which held back their seeds' updates: apply them,
-        # or the next step would draw these masks again.
-        for state in self._seed_states:
-            advanced = scope.get_current_value(state)
-            if advanced is not None:
-                state.assign(advanced)
-        return grads
+        """FGM's gradients of this replica's share, the table moved along `g` (`adversarial.FGM`)."""
+        return self.fgm.gradients(lambda: self._share(n, x, y, n_global), g)
 
     def _replica_grads(self, n, x, y, n_global):
         """This replica's share of the loss and its gradients, with FGM's added (--adversarial-epsilon)."""
         share, grads = self._grads_fn(n, x, y, n_global)
-        if self.cfg.adversarial_epsilon:
+        if self.fgm is not None:
             # The whole batch's table gradient (IndexedSlices -> dense): every replica moves the table
             # the way one process would.
             ctx = tf.distribute.get_replica_context()
-            table_grad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.convert_to_tensor(grads[self._table_index]))
+            table_grad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.convert_to_tensor(grads[self.fgm.table_index]))
             adversarial = self._adversarial_fn(n, x, y, n_global, table_grad)
             grads = [_add_gradients(a, b) for a, b in zip(grads, adversarial)]
         return share, grads

@@ -17,9 +17,10 @@ from .errors import UserError
 
 
 class FGM:
-    """The adversarial pass of one model. `epsilon`: the norm of the move (> 0)."""
+    """The adversarial pass of one model. `epsilon`: the norm of the move (> 0); `seed_states`: the
+    model's dropout seed-generator states, which the pass advances."""
 
-    def __init__(self, model, epsilon: float):
+    def __init__(self, model, epsilon: float, seed_states: list):
         if epsilon <= 0:
             raise UserError(f"--adversarial-epsilon {epsilon}: use a positive norm, e.g. 1.0, or 0 to train "
                             "without FGM")
@@ -27,7 +28,7 @@ class FGM:
         self.table = model.backbone.token_embedding.embeddings  # [vocabulary, embedding_dim]
         self.table_index = next(i for i, v in enumerate(model.trainable_variables) if v is self.table)
         self.variables = model.trainable_variables
-        self._seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
+        self._seed_states = seed_states
 
     def gradients(self, loss_fn, table_gradient):
         """Gradients (one per trainable variable, None where unused) of `loss_fn()` with the table

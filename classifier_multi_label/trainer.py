@@ -140,7 +140,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         # Dropout's random state: checkpointed (a resumed run draws the masks an uninterrupted one would).
         self._seed_states = [v for v in model.variables if "seed_generator_state" in v.path]
-        self.fgm = FGM(model, cfg.adversarial_epsilon) if cfg.adversarial_epsilon else None
+        self.fgm = FGM(model, cfg.adversarial_epsilon, self._seed_states) if cfg.adversarial_epsilon else None
         with self.strategy.scope():
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs,
                                             head_learning_rate=head_learning_rate,

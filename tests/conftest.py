@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny data files, tiny model flags, subprocess runners."""
+"""Shared test helpers: tiny data files, tiny model flags, command runners (in-process and subprocess)."""
 
 import contextlib
 import io
@@ -25,7 +25,7 @@ TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--n
         "--intermediate-dim", "32", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
         "--epochs", "2", "--learning-rate", "1e-3",
         "--precision", "float32",  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
-        "--no-jit-compile"]  # XLA compiles each batch shape: 40 s of a tiny run (one test trains with XLA)
+        "--no-jit-compile"]  # XLA compiles each batch shape: most of a tiny run (one test trains with XLA)
 
 # TINY as keyword arguments of the Python API.
 TINY_OPTIONS = dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, vocab_size=300,

@@ -91,9 +91,11 @@ def _string_table(mapping: dict, name: str):
 def _map_characters(texts, table):
     """Replaces every character of `texts` [n] found in `table`; others stay as they are."""
     points = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")  # [n, (chars)] int32
-    chars = tf.strings.unicode_encode(tf.expand_dims(points, -1), "UTF-8")  # [n, (chars)] string
-    mapped = table.lookup(tf.cast(points, tf.int64))  # [n, (chars)]; _SEP where absent
-    return tf.strings.reduce_join(tf.where(mapped == _SEP, chars, mapped), axis=-1)  # [n]
+    # On the flat characters: ragged element-wise ops build a far larger graph (slow to trace).
+    chars = tf.strings.unicode_encode(points.flat_values[:, None], "UTF-8")  # [chars] string
+    mapped = table.lookup(tf.cast(points.flat_values, tf.int64))  # [chars]; _SEP where absent
+    return tf.strings.unsorted_segment_join(tf.where(mapped == _SEP, chars, mapped), points.value_rowids(),
+                                            points.nrows())  # [n]
 
 
 class CoreWordPieceTokenizer(keras.layers.Layer):

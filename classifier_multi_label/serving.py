@@ -38,7 +38,6 @@ import re
 import shutil
 import uuid
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -123,12 +122,14 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
         return serving_outputs(run.model, preprocessor, run.thresholds, run.config.thresholds.at_least_one,
                                run.labels.names, text)
 
-    archive = keras.export.ExportArchive()
-    archive.track(run.model)
-    archive.track(preprocessor)
-    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    # One trace, saved as a concrete function. Keras' ExportArchive saves a tf.function instead, which
+    # tf.saved_model.save traces a second time (its save context misses the first trace's cache key).
+    signature = tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+                            autograph=False).get_concrete_function()
+    root = tf.Module()
+    root.model, root.preprocessor = run.model, preprocessor  # their variables and lookup tables
     try:
-        archive.write_out(tmp, verbose=False)
+        tf.saved_model.save(root, tmp, signatures={"serving_default": signature})
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         for name, src in (extra_files or {}).items():

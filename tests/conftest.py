@@ -1,13 +1,16 @@
 """Shared test helpers: tiny data files, tiny model flags, command runners (in-process and subprocess)."""
 
+import atexit
 import contextlib
 import io
 import json
 import logging
 import os
 import runpy
+import select
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,33 +104,64 @@ def tiny_data(tmp_path):
     return {"train": train, "dev": dev, "test": test, "dir": tmp_path}
 
 
+# A process that imports only tensorflow, as TF Serving has it: one JSON request per line on stdin
+# ([export path, texts]), one JSON answer per line on stdout. One such process serves the session.
 SERVE = """
-import json, os, sys
+import json, sys, traceback
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
-path = sys.argv[1]
-if json.load(open(os.path.join(path, "assets.extra", "export.json")))["tokenizer"] == "tf_text":
-    import tensorflow_text  # noqa: F401  (a SentencePiece export needs its ops, as TF Serving has them)
-proto = saved_model_pb2.SavedModel()
-proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
-ops = {n.op for g in proto.meta_graphs for n in g.graph_def.node}
-ops |= {n.op for g in proto.meta_graphs for f in g.graph_def.library.function for n in f.node_def}
-model = tf.saved_model.load(path)
-texts = json.load(open(sys.argv[2], encoding="utf-8"))
-out = model.signatures["serving_default"](text=tf.constant(texts))
-loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub", "tensorflow_text"})
-print(json.dumps({"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
+for line in sys.stdin:
+    path, texts = json.loads(line)
+    try:
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString(open(path + "/saved_model.pb", "rb").read())
+        ops = {n.op for g in proto.meta_graphs for n in g.graph_def.node}
+        ops |= {n.op for g in proto.meta_graphs for f in g.graph_def.library.function for n in f.node_def}
+        out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(texts))
+        loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub",
+                                                                  "tensorflow_text"})
+        answer = {"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
                   "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
                   "label_count": out["label_count"].numpy().tolist(), "loaded": loaded,
-                  "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None)}))
+                  "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None)}
+    except Exception:
+        answer = {"error": traceback.format_exc()}
+    print(json.dumps(answer), flush=True)
 """
+
+
+class CleanProcess:
+    """The SERVE process, started on first use (about 8 s of TensorFlow start-up, paid once)."""
+
+    proc = None
+
+    @classmethod
+    def ask(cls, path, texts, timeout=300):
+        if cls.proc is None or cls.proc.poll() is not None:
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            cls.stderr = tempfile.TemporaryFile("w+")
+            # cwd: an empty folder, so nothing of this project is importable by accident.
+            cls.proc = subprocess.Popen([sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=cls.stderr, text=True, env=env, cwd=tempfile.mkdtemp())
+            atexit.register(cls.proc.kill)
+        cls.proc.stdin.write(json.dumps([str(path), texts]) + "\n")
+        cls.proc.stdin.flush()
+        ready, _, _ = select.select([cls.proc.stdout], [], [], timeout)
+        line = cls.proc.stdout.readline() if ready else ""
+        if not line:
+            cls.proc.kill()
+            cls.stderr.seek(0)
+            raise AssertionError(f"the TensorFlow-only process gave no answer: {cls.stderr.read()[-3000:]}")
+        answer = json.loads(line)
+        assert "error" not in answer, answer.get("error")
+        return answer
 
 
 PARITY_TEXTS = ["制热很快，声音也小", "", "好看又便宜" * 3, "x" * 100_000, "🔥 emoji 和 English mixed\t\n"]
 
 
-def assert_export_parity(run_dir, head_cls, package, tmp_path, atol=1e-5):
+def assert_export_parity(run_dir, head_cls, package, atol=1e-5):
     """export/1 of `run_dir`, loaded in a process importing only tensorflow, gives the in-process
     model's scores (1e-5), decisions and label names on awkward texts; its graph holds core
     TensorFlow ops only (the core-op tokenizer, chosen by default for a WordPiece vocabulary)."""
@@ -136,12 +170,7 @@ def assert_export_parity(run_dir, head_cls, package, tmp_path, atol=1e-5):
     run = load_run(str(run_dir), head_cls, package)
     predicted = run.infer(PARITY_TEXTS)
     expected = predicted["scores"]
-    path = tmp_path / "texts.json"
-    path.write_text(json.dumps(PARITY_TEXTS, ensure_ascii=False), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", SERVE, str(run_dir / "export" / "1"), str(path)],
-                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    served = CleanProcess.ask(run_dir / "export" / "1", PARITY_TEXTS)
     assert served["loaded"] == []  # neither this project nor keras-hub nor tensorflow-text was needed
     assert served["unregistered_ops"] == []  # every op is core TensorFlow: any TF Serving build runs it
     export_info = json.loads((run_dir / "export" / "1" / "assets.extra" / "export.json").read_text())

@@ -78,10 +78,10 @@ def test_eval_predict_export_commands(trained):
     assert proc.returncode == 2 and "immutable" in proc.stderr
 
 
-def test_export_parity_in_a_clean_process(trained, tmp_path):
+def test_export_parity_in_a_clean_process(trained):
     from classifier_multi_label import PooledHead
 
-    assert_export_parity(trained["run"], PooledHead, "classifier_multi_label", tmp_path)
+    assert_export_parity(trained["run"], PooledHead, "classifier_multi_label")
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
@@ -154,7 +154,7 @@ def test_mixed_bfloat16_trains_and_exports(tmp_path):
         assert (cfg["precision"], cfg["jit_compile"]) == ("mixed_bfloat16", False)
         assert "precision mixed_bfloat16, XLA off" in proc.stderr
         # bfloat16 keeps about 3 significant digits: the export must agree with the loaded run to that.
-        assert_export_parity(run_dir, head_cls, package, tmp_path, atol=5e-3)
+        assert_export_parity(run_dir, head_cls, package, atol=5e-3)
     proc = run_script("contrib/label_mask/train.py", "--train-file", train, "--output-dir", tmp_path / "lm",
                       "--precision", "mixed_bfloat16", *flags)
     assert proc.returncode == 2 and "trains in float32 only" in proc.stderr

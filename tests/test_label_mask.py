@@ -161,4 +161,4 @@ def test_commands_and_export(tiny_data, tmp_path):
                        "--output", tmp_path / "eval.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
-    assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask", tmp_path)
+    assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask")

@@ -127,4 +127,4 @@ def test_commands_and_export(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     from contrib.prototype_contrastive import PrototypeContrastiveHead as head_cls
-    assert_export_parity(run_dir, head_cls, "contrib.prototype_contrastive", tmp_path)
+    assert_export_parity(run_dir, head_cls, "contrib.prototype_contrastive")

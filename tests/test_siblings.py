@@ -120,4 +120,4 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
     proc = run_command(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
     assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
-    assert_export_parity(run_dir, head_cls, package, tmp_path)
+    assert_export_parity(run_dir, head_cls, package)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tensorflow as tf
 
@@ -46,6 +46,7 @@ class Cluster:
     task_index: int = 0
     num_workers: int = 1
     has_chief: bool = False  # the cluster names a `chief` task (else worker 0 is the chief)
+    _broadcast: object = field(default=None, init=False, repr=False, compare=False)  # chief_says' tf.function
 
     @property
     def is_chief(self) -> bool:
@@ -64,6 +65,46 @@ class Cluster:
                 else type(self.strategy).__name__)
         where = f", {self.task_type} {self.task_index} of {self.num_workers} workers" if self.num_workers > 1 else ""
         return f"{name}, {self.strategy.num_replicas_in_sync} replica(s){where}"
+
+    def distribute(self, dataset: tf.data.Dataset):
+        """`dataset` as this process' replicas take it: every worker builds the same batches and
+        keeps its replicas' slices."""
+        if not self.distributed:
+            return dataset
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def chief_says(self, flag: bool) -> bool:
+        """The chief's `flag`, on every worker (only the chief evaluates on dev)."""
+        if not self.distributed:
+            return flag
+        if self._broadcast is None:
+            self._broadcast = tf.function(lambda value: self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(value)), axis=None))
+        return float(self._broadcast(tf.constant(float(flag and self.is_chief)))) > 0
+
+    def sync_from_chief(self, model) -> None:
+        """Every worker takes the chief's weights of `model` before training. Workers initialise
+        from the same seed and files, but one that loaded a different encoder file or checkpoint
+        would otherwise apply the same gradients to different weights and train a different model."""
+        if self.num_workers <= 1:
+            return
+        variables = [v.value for v in model.weights if "float" in str(v.dtype)]
+
+        @tf.function
+        def chief_values():
+            def replica_fn():
+                ctx = tf.distribute.get_replica_context()
+                first = tf.logical_and(tf.constant(self.is_chief), tf.equal(ctx.replica_id_in_sync_group, 0))
+                return ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                      [tf.where(first, v, tf.zeros_like(v)) for v in variables])
+            values = self.strategy.run(replica_fn)
+            for var, value in zip(variables, values):
+                self.strategy.extended.update(var, lambda v, x: v.assign(x), args=(value,))
+
+        chief_values()
+        log.info("weights synchronised from the chief (%d variables)", len(variables))
 
 
 def read_tf_config() -> dict | None:

@@ -1,10 +1,8 @@
-"""The training driver shared by every head.
+"""The training driver shared by every head: the epochs around the train step.
 
-The optimizer and its schedules (`optimization.py`), gradient clipping by global norm over the
-whole batch, FGM adversarial training (`adversarial.py`), a compiled custom train step run through `strategy.run`
-(Keras' `model.fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585), dev
-evaluation each epoch on probabilities, a checkpoint per epoch (and on Ctrl-C) for `--resume`,
-TensorBoard logs and a progress bar.
+The optimizer and its schedules (`optimization.py`), one optimizer step per batch (`train_step.py`,
+with FGM from `adversarial.py`), dev evaluation each epoch on probabilities, a checkpoint per
+epoch (and on Ctrl-C) for `--resume`, early stopping, TensorBoard logs and a progress bar.
 
 Best-weights selection and early stopping use the dev F1 that thresholds are tuned for
 (``--threshold-objective``, micro by default) at its best global threshold: the decision rule that
@@ -51,8 +49,9 @@ from .distribute import Cluster
 from .errors import TrainingInterrupted, UserError
 from .files import write_json
 from .metrics import macro_f1
-from .optimization import dense_gradients, make_optimizer
+from .optimization import make_optimizer
 from .thresholds import best_global_threshold, score
+from .train_step import TrainStep
 
 log = logging.getLogger(__name__)
 def dev_f1(y_true, scores, decisions=None, objective: str = "micro") -> dict:
@@ -68,17 +67,6 @@ def dev_f1(y_true, scores, decisions=None, objective: str = "micro") -> dict:
     selection = tuned if objective == "micro" else best_global_threshold(y_true, scores, objective)[1]
     return {"micro_f1": score(y_true, pred, "micro"), "macro_f1": macro_f1(y_true, pred),
             "micro_f1_tuned": tuned, "threshold": threshold, "selection": selection}
-
-
-def _add_gradients(a, b):
-    """a + b for two gradients of one variable, either None (unused) or, for an embedding table,
-    tf.IndexedSlices (rows; concatenated, so the all-reduce sends rows, as without FGM)."""
-    if a is None or b is None:
-        return a if b is None else b
-    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
-        return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0),
-                                a.dense_shape)
-    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
 def _atomic_save_weights(model, path):
@@ -125,11 +113,9 @@ def weights_digest(model) -> str:
 class Trainer:
     """Runs the epochs. `fit` returns the history (one dict per epoch).
 
-    Under a distribution strategy `--batch-size` is the global batch: each replica takes its slice
-    of every batch, the gradients are summed over replicas (each replica's mean loss weighted by its
-    share of the batch, so a ragged last batch counts each example once), clipped by their global
-    norm and applied once: the same update one process makes with the whole batch. Only the chief
-    evaluates on dev, writes the run folder and decides early stopping; the others follow it.
+    Under a distribution strategy every worker runs the same steps (`train_step.TrainStep`); only
+    the chief evaluates on dev, writes the run folder and decides early stopping; the others
+    follow it (`distribute.Cluster`).
     """
 
     def __init__(self, model, loss_fn, cfg: TrainConfig, steps_per_epoch: int, learning_rate: float,
@@ -152,116 +138,9 @@ class Trainer:
             # An epoch cut by Ctrl-C: (batches done, their loss sum, examples seen), so --resume
             # continues it where it stopped and reports the whole epoch's mean loss.
             self.partial = tf.Variable([0.0, 0.0, 0.0], dtype=tf.float64, trainable=False, name="partial_epoch")
-        jit = bool(cfg.jit_compile and getattr(model.head, "xla_train_step", True))
-        # XLA compiles a replica's update after its inputs are made: on one device the gradients,
-        # clipping and optimizer step; distributed only the gradients (XLA cannot compile the
-        # replicas' all-reduce). The head's training inputs (LM-MTC's random masking, SharpReCL's
-        # second view) stay outside XLA: compiled with the update, LM-MTC's masking made each step
-        # 5x slower (measured: 9.2 s against 1.9 s per batch of 32 at length 97).
-        distributed = self.cluster.distributed
-        self._grads_fn = tf.function(self._grads, jit_compile=True) if jit and distributed else self._grads
-        self._adversarial_fn = (tf.function(self._adversarial_grads, jit_compile=True) if jit and distributed
-                                else self._adversarial_grads)
-        self._update_fn = tf.function(self._update, jit_compile=True) if jit and not distributed else self._update
+        self.step = TrainStep(model, loss_fn, self.optimizer, self.cluster, cfg.clipnorm, cfg.jit_compile, self.fgm)
         # One optimizer step on a (global) batch -> (its mean loss, its number of examples).
-        self.train_step = tf.function(self._step, reduce_retracing=True)
-        self._broadcast = tf.function(self._sum_over_replicas)
-
-    def _step(self, x, y):
-        shares, n_global = self.strategy.run(self._replica_step, args=(x, y))
-        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None),
-                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, n_global, axis=None))
-
-    def _replica_step(self, x, y):
-        ctx = tf.distribute.get_replica_context()
-        n = tf.cast(tf.shape(x["token_ids"])[0], tf.float32)  # this replica's examples
-        n_global = ctx.all_reduce(tf.distribute.ReduceOp.SUM, n)
-        x, y = self.model.head.training_inputs(x, y)
-        return self._update_fn(n, x, y, n_global), n_global
-
-    def _share(self, n, x, y, n_global):
-        """This replica's share of the batch loss."""
-        outputs = self.model(x, training=True)
-        loss = self.model.head.compute_loss(y, outputs, self.loss_fn)
-        # Weighted by the replica's share of the examples; a replica left empty by a ragged last
-        # batch (its mean is NaN) adds nothing.
-        return tf.where(n > 0, loss * n / n_global, 0.0)
-
-    def _grads(self, n, x, y, n_global):
-        """This replica's share of the batch loss and its gradients (None for unused variables)."""
-        with tf.GradientTape() as tape:
-            share = self._share(n, x, y, n_global)
-        return share, tape.gradient(share, self.model.trainable_variables)
-
-    def _adversarial_grads(self, n, x, y, n_global, g):
-        """FGM's gradients of this replica's share, the table moved along `g` (`adversarial.FGM`)."""
-        return self.fgm.gradients(lambda: self._share(n, x, y, n_global), g)
-
-    def _replica_grads(self, n, x, y, n_global):
-        """This replica's share of the loss and its gradients, with FGM's added (--adversarial-epsilon)."""
-        share, grads = self._grads_fn(n, x, y, n_global)
-        if self.fgm is not None:
-            # The whole batch's table gradient (IndexedSlices -> dense): every replica moves the table
-            # the way one process would.
-            ctx = tf.distribute.get_replica_context()
-            table_grad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.convert_to_tensor(grads[self.fgm.table_index]))
-            adversarial = self._adversarial_fn(n, x, y, n_global, table_grad)
-            grads = [_add_gradients(a, b) for a, b in zip(grads, adversarial)]
-        return share, grads
-
-    def _update(self, n, x, y, n_global):
-        """Applies the whole batch's gradient -> this replica's share of the loss."""
-        share, grads = self._replica_grads(n, x, y, n_global)
-        ctx = tf.distribute.get_replica_context()
-        # A head may not use every backbone output (TextCNN ignores the pooler): skip those.
-        pairs = [(g, v) for g, v in zip(grads, self.model.trainable_variables) if g is not None]
-        # The whole batch's gradient; embedding tables' rows are summed after the all-reduce, which
-        # sends only the batch's rows.
-        grads = dense_gradients(ctx.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs]))
-        if self.cfg.clipnorm:
-            grads, _ = tf.clip_by_global_norm(grads, self.cfg.clipnorm)
-        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
-        return share
-
-    def _sum_over_replicas(self, value):
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(value)),
-                                    axis=None)
-
-    def _chief_says(self, flag: bool) -> bool:
-        """The chief's `flag`, on every worker (only the chief evaluates on dev)."""
-        if not self.cluster.distributed:
-            return flag
-        return float(self._broadcast(tf.constant(float(flag and self.cluster.is_chief)))) > 0
-
-    def _sync_from_chief(self):
-        """Every worker takes the chief's weights before training. Workers initialise from the same
-        seed and files, but one that loaded a different encoder file or checkpoint would otherwise
-        apply the same gradients to different weights and train a different model."""
-        if self.cluster.num_workers <= 1:
-            return
-        variables = [v.value for v in self.model.weights if "float" in str(v.dtype)]
-        chief = self.cluster.is_chief
-
-        @tf.function
-        def chief_values():
-            def replica_fn():
-                ctx = tf.distribute.get_replica_context()
-                first = tf.logical_and(tf.constant(chief), tf.equal(ctx.replica_id_in_sync_group, 0))
-                return ctx.all_reduce(tf.distribute.ReduceOp.SUM,
-                                      [tf.where(first, v, tf.zeros_like(v)) for v in variables])
-            values = self.strategy.run(replica_fn)
-            for var, value in zip(variables, values):
-                self.strategy.extended.update(var, lambda v, x: v.assign(x), args=(value,))
-
-        chief_values()
-        log.info("weights synchronised from the chief (%d variables)", len(variables))
-
-    def _batches(self, dataset):
-        if not self.cluster.distributed:
-            return dataset
-        options = tf.data.Options()  # every worker builds the same batches and keeps its replicas' slices
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+        self.train_step = self.step.compiled
 
     def _restore(self, ckpt, directory: str) -> bool:
         """Restores the newest readable checkpoint in `directory`; False if there is none."""
@@ -304,7 +183,7 @@ class Trainer:
                         history = json.load(fh)[: int(self.epoch.numpy())]
             else:
                 log.warning("--resume: no checkpoint in %s; starting from scratch", restore_dir)
-        self._sync_from_chief()
+        self.cluster.sync_from_chief(self.model)
         best_path = os.path.join(run_dir, "model.weights.h5")
         writers = {}
         if chief:
@@ -338,7 +217,7 @@ class Trainer:
             bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose, stateful_metrics=["lr"])
             start, steps, seen_before = time.time(), done, seen  # steps: this epoch's batches, before a resume too
             # The epoch's batches are the same on every run (seeded by epoch): skip those already trained.
-            batches = self._batches(train_data_for_epoch(epoch).skip(done))
+            batches = self.cluster.distribute(train_data_for_epoch(epoch).skip(done))
             # Traced once for the spec's any batch size and length, rather than per shape first seen.
             self.train_step.get_concrete_function(*batches.element_spec)
             for step, (x, y) in enumerate(batches, start=done):
@@ -373,7 +252,7 @@ class Trainer:
             if interrupt.requested:
                 raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}: saved {path}; continue with "
                                           "the same command and --resume")
-            if self._chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
+            if self.cluster.chief_says(bool(self.cfg.patience and int(self.bad_epochs.numpy()) >= self.cfg.patience)):
                 if chief:
                     print(f"early stopping: no dev {self.objective}-F1 gain for {self.cfg.patience} epochs", flush=True)
                 break

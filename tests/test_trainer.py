@@ -71,7 +71,7 @@ def test_fgm_adds_the_gradients_of_the_loss_with_the_table_moved_uphill():
     variables = model.trainable_variables
     before = table.numpy().copy()
 
-    share, grads = trainer(model, epsilon=0.5)._replica_grads(N, X, Y, N)
+    share, grads = trainer(model, epsilon=0.5).step._replica_grads(N, X, Y, N)
     np.testing.assert_array_equal(table.numpy(), before)  # the step wrote no variable
 
     def loss_and_grads():
@@ -105,7 +105,7 @@ def test_fgm_pass_advances_dropouts_random_state():
     after_two_passes = [s.numpy().copy() for s in states]
     for s, value in zip(states, start):
         s.assign(value)
-    trainer(model, epsilon=1.0)._replica_grads(N, X, Y, N)
+    trainer(model, epsilon=1.0).step._replica_grads(N, X, Y, N)
     for s, expected in zip(states, after_two_passes):
         np.testing.assert_array_equal(s.numpy(), expected)
 

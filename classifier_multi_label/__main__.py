@@ -1,4 +1,4 @@
-"""`python -m classifier_multi_label {train,eval,predict,export} --head NAME ...`."""
+"""`python -m classifier_multi_label {train,eval,predict,export,check-data} --head NAME ...`."""
 
 from .cli import main
 

@@ -1,7 +1,7 @@
-"""Command-line entry points shared by every package: each package's train.py, eval.py, predict.py
-and export.py is a few lines naming its head and calling one of these; ``python -m
-classifier_multi_label {train,eval,predict,export} --head NAME ...`` (or the ``classifier-multi-label``
-console script) reaches the same functions for any registered head.
+"""Command-line entry points shared by every package: each package's train.py, eval.py, predict.py,
+export.py and check_data.py is a few lines naming its head and calling one of these; ``python -m
+classifier_multi_label {train,eval,predict,export,check-data} --head NAME ...`` (or the
+``classifier-multi-label`` console script) reaches the same functions for any registered head.
 
 Parsing and ``--help`` import no TensorFlow. Errors of the project's user-error type
 (`errors.UserError`: bad data, options, paths, a run folder from another package) and missing or
@@ -28,7 +28,7 @@ from .files import check_output_dir, check_output_file, open_output
 
 log = logging.getLogger("classifier_multi_label")
 USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-COMMANDS = ("train", "eval", "predict", "export")
+COMMANDS = ("train", "eval", "predict", "export", "check-data")
 # TensorFlow's C++ start-up lines (absl logs them before TF_CPP_MIN_LOG_LEVEL applies): not for users.
 TF_CHATTER = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuda_executor|cuInit|cpu_feature_guard|"
                         r"oneDNN custom operations|TF-TRT|Unable to register cu|computation_placer|"
@@ -258,8 +258,56 @@ def export(head, package: str | None = None, argv=None):
         print(f"{args.models_config}: model {name!r}")
 
 
+@_user_errors
+def check_data(head=None, package: str | None = None, argv=None):
+    """`<package>/check_data.py --train-file F [--dev-file F] [--test-file F]`: what the data hides
+    (`data_check.check_data`), a summary on stdout and the full report in --output. No TensorFlow."""
+    from .config import DataConfig, add_options
+
+    prog = _prog(_head(head, package)[2], "check_data") if head else "check_data"
+    parser = Parser(prog=prog, description="Check labelled data before training: rows, labels per text, label "
+                    "frequencies per split, labels found in one split only, exact and near-duplicate texts within "
+                    "and across splits (leakage, with line numbers), identical texts with different labels.")
+    for split in ("train", "dev", "test"):
+        parser.add_argument(f"--{split}-file", dest=f"data.{split}_file", metavar="FILE", required=split == "train",
+                            help=f"{split} data (hellonlp CSV, one-hot CSV, jsonl or tsv)"
+                                 + (" (required)" if split == "train" else " (default: none)"))
+    add_options(parser, DataConfig, "data", only=("data_format", "text_column", "label_column", "label_separator",
+                                                  "encoding"))
+    parser.add_argument("--near-jaccard", type=float, default=0.8, metavar="J",
+                        help="character 3-gram Jaccard similarity from which two texts are near-duplicates "
+                             "(default: 0.8)")
+    parser.add_argument("--output", default="data_check.json", metavar="FILE",
+                        help="the full report, JSON (default: data_check.json)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 on leakage across splits or on identical texts with different labels")
+    args = vars(parser.parse_args(argv))
+    data = {k.split(".", 1)[1]: v for k, v in args.items() if k.startswith("data.")}
+    if not 0 < args["near_jaccard"] <= 1:
+        parser.error(f"--near-jaccard {args['near_jaccard']}: give a similarity in (0, 1]")
+    check_output_file(args["output"], "--output", "data_check.json")
+    _setup_logging()
+    from .data import read_examples
+    from .data_check import check_data as check
+    from .data_check import problems, summary
+    from .files import write_json
+
+    reading = {k: data.get(k) for k in ("data_format", "text_column", "label_column", "label_separator")}
+    splits = {split: read_examples(data[f"{split}_file"], reading["data_format"] or "auto", reading["text_column"],
+                                   reading["label_column"], reading["label_separator"], data.get("encoding") or "utf-8")
+              for split in ("train", "dev", "test") if data.get(f"{split}_file")}
+    report = check(splits, args["near_jaccard"])
+    write_json(args["output"], report, indent=1)
+    print(summary(report))
+    print(f"full report: {args['output']}")
+    found = problems(report)
+    if args["strict"] and found:
+        print("--strict: " + "; ".join(found), file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv=None):
-    """`python -m classifier_multi_label {train,eval,predict,export} --head NAME ...`: any registered head's
+    """`python -m classifier_multi_label {train,eval,predict,export,check-data} --head NAME ...`: any registered head's
     commands (eval, predict and export read the head from the run folder; --head is checked against it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m classifier_multi_label", add_help=False, allow_abbrev=False,
@@ -277,5 +325,6 @@ def main(argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    entry = {"train": train, "eval": evaluate, "predict": predict, "export": export}[args.command]
+    entry = {"train": train, "eval": evaluate, "predict": predict, "export": export,
+             "check-data": check_data}[args.command]
     entry(args.head, package, rest)

@@ -315,8 +315,16 @@ def _arg_type(tp):
     return tp
 
 
-def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set):
+def add_options(parser, cls, dest_prefix: str, only=None):
+    """`cls`'s fields (or those named in `only`) as flags of `parser`, each with its help, default and
+    choices; parsed values land in `<dest_prefix>.<field>`."""
+    _add_dataclass_args(parser, cls, dest_prefix, set(), only)
+
+
+def _add_dataclass_args(parser, cls, dest_prefix: str, taken: set, only=None):
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         if f.name in taken:
             raise RuntimeError(f"flag --{f.name} is defined twice")  # programming error
         taken.add(f.name)

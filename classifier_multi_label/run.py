@@ -44,6 +44,7 @@ from .data import (
     read_examples,
     write_jsonl,
 )
+from .data_check import check_data, summary
 from .distribute import Cluster, make_strategy
 from .errors import UserError
 from .files import check_output_dir, write_json, write_text
@@ -327,6 +328,11 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     keras.utils.set_random_seed(cfg.train.seed)
     train_ex, dev_ex, test_ex, labels = load_data(cfg)
     d = cfg.data
+    if cluster.is_chief and not cfg.train.resume:
+        splits = {"train": train_ex, "dev": dev_ex, **({"test": test_ex} if test_ex is not None else {})}
+        report = check_data(splits)
+        write_json(os.path.join(run_dir, "data_check.json"), report, indent=1)
+        log.info("data check (data_check.json):\n%s", summary(report))
     if resuming:
         backbone = encoder_lib.backbone_from_run(chief_dir)
         pre = encoder_lib.preprocessor_from_run(chief_dir, d.max_seq_length, d.pad_to_multiple_of)

@@ -18,7 +18,7 @@ from classifier_multi_label.data import DataError, examples_from
 ENTRY_SCRIPTS = [f"{folder}/{command}.py" for folder in
                  ("classifier_multi_label", "classifier_multi_label_textcnn", "classifier_multi_label_denses",
                   "classifier_multi_label_seq2seq", "contrib/label_mask", "contrib/prototype_contrastive")
-                 for command in ("train", "eval", "predict", "export")]
+                 for command in ("train", "eval", "predict", "export", "check_data")]
 
 
 def test_every_head_is_registered_with_its_package_and_one_options_declaration():
@@ -129,7 +129,8 @@ def test_help_explains_every_flag_without_tensorflow(script):
     assert proc.stdout.strip().endswith("LOADED []"), proc.stdout[-500:]
     assert proc.stderr == ""  # no start-up chatter
     assert f"usage: {script}" in proc.stdout
-    assert ("--train-file TRAIN_FILE" if script.endswith("train.py") else "--model-dir DIR") in proc.stdout
+    expected = {"train.py": "--train-file TRAIN_FILE", "check_data.py": "--train-file FILE"}
+    assert expected.get(os.path.basename(script), "--model-dir DIR") in proc.stdout
 
 
 def test_module_entry_point_runs_any_head(tiny_data, tmp_path):

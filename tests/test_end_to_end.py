@@ -42,6 +42,10 @@ def test_train_writes_the_run_folder(trained):
     err = trained["proc"].stderr
     assert "no --dev-file: holding out" in err  # the hold-out is announced, not silent
     assert "precision float32, XLA on" in err
+    check = json.loads((run / "data_check.json").read_text())  # the data check ran first
+    assert list(check["splits"]) == ["train", "dev", "test"] and check["splits"]["test"]["rows"] == len(REVIEWS)
+    assert check["leakage"]["train/test"]["exact"] == len(REVIEWS)  # each test text is a training text too
+    assert "data check (data_check.json)" in err and f"{len(REVIEWS)} test rows repeat a train text" in err
     assert "test:" in trained["proc"].stdout and "micro_f1" in trained["proc"].stdout
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]

@@ -138,11 +138,18 @@ def _split_summary(ex) -> dict:
                            "max": int(lengths.max())}}
 
 
-def check_data(splits: dict, near_threshold: float = NEAR_JACCARD) -> dict:
+def check_data(splits: dict, near_threshold: float = NEAR_JACCARD, token_counts: dict | None = None,
+               max_seq_length: int | None = None) -> dict:
     """`splits`: {"train": Examples, "dev": ..., "test": ...} (any of them, earlier splits first:
-    leakage counts the later split's rows) -> the report (data_check.json)."""
+    leakage counts the later split's rows) -> the report (data_check.json). `token_counts`: per
+    split, each text's tokens ([CLS] and [SEP] included), to list the texts `max_seq_length` cuts."""
     report = {"splits": {name: _split_summary(ex) for name, ex in splits.items()},
               "near_duplicate_jaccard": near_threshold}
+    if token_counts is not None and max_seq_length is not None:
+        report["cut_by_max_seq_length"] = {
+            name: {"max_seq_length": max_seq_length, "count": int(np.sum(np.asarray(counts) > max_seq_length)),
+                   "lines": _lines([line for n, line in zip(counts, splits[name].lines) if n > max_seq_length])}
+            for name, counts in token_counts.items()}
     seen = {name: set(s["label_rows"]) for name, s in report["splits"].items()}
     report["labels_in_one_split_only"] = {
         name: sorted(labels - set().union(*(v for k, v in seen.items() if k != name)))
@@ -232,4 +239,8 @@ def summary(report: dict) -> str:
         if labels:
             out.append(f"labels only in {name}: {', '.join(labels[:10])}"
                        + (f" ... ({len(labels) - 10} more)" if len(labels) > 10 else ""))
+    for name, cut in report.get("cut_by_max_seq_length", {}).items():
+        if cut["count"]:
+            out.append(f"{name}: {cut['count']} texts are longer than --max-seq-length {cut['max_seq_length']} "
+                       f"tokens and are cut, e.g. line {cut['lines'][0]}")
     return "\n".join(out)

@@ -56,6 +56,7 @@ from .pipeline import TokenDropout, make_dataset, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
+from .tokenization import token_counts
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -328,11 +329,6 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     keras.utils.set_random_seed(cfg.train.seed)
     train_ex, dev_ex, test_ex, labels = load_data(cfg)
     d = cfg.data
-    if cluster.is_chief and not cfg.train.resume:
-        splits = {"train": train_ex, "dev": dev_ex, **({"test": test_ex} if test_ex is not None else {})}
-        report = check_data(splits)
-        write_json(os.path.join(run_dir, "data_check.json"), report, indent=1)
-        log.info("data check (data_check.json):\n%s", summary(report))
     if resuming:
         backbone = encoder_lib.backbone_from_run(chief_dir)
         pre = encoder_lib.preprocessor_from_run(chief_dir, d.max_seq_length, d.pad_to_multiple_of)
@@ -343,6 +339,8 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
         backbone, pre, pretrained = enc.backbone, enc.preprocessor, enc.pretrained
         d.max_seq_length = pre.sequence_length  # resolved from the training texts when not given
         log.info("encoder: %s", enc.description)
+        if cluster.is_chief:
+            _check_data(run_dir, {"train": train_ex, "dev": dev_ex, "test": test_ex}, pre)
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
     if cfg.train.head_learning_rate is None:
@@ -364,6 +362,16 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     labels.save(os.path.join(run_dir, "labels.txt"))
     write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
     return _Setup(cfg.frozen(), train_ex, dev_ex, test_ex, labels, backbone, pre, resuming)
+
+
+def _check_data(run_dir: str, splits: dict, pre):
+    """`data_check.check_data` on the run's splits, with the texts its sequence length cuts ->
+    <run_dir>/data_check.json, and a summary in the log."""
+    splits = {name: ex for name, ex in splits.items() if ex is not None}
+    counts = {name: token_counts(pre, ex.texts) for name, ex in splits.items()}
+    report = check_data(splits, token_counts=counts, max_seq_length=pre.sequence_length)
+    write_json(os.path.join(run_dir, "data_check.json"), report, indent=1)
+    log.info("data check (data_check.json):\n%s", summary(report))
 
 
 def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: str | None) -> Run | None:

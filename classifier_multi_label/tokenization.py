@@ -135,8 +135,7 @@ def fitting_length(pre: TextPreprocessor, texts, limit: int | None = None) -> tu
     if len(texts) > AUTO_LENGTH_SAMPLE:
         pick = np.random.default_rng(0).choice(len(texts), AUTO_LENGTH_SAMPLE, replace=False)
         texts = [texts[i] for i in pick]
-    counts = np.concatenate([_row_lengths(pre.tokenizer(tf.constant(texts[i:i + 1024])))
-                             for i in range(0, len(texts), 1024)]) + 2  # [texts]: tokens with [CLS], [SEP]
+    counts = token_counts(pre, texts)
     low, high = AUTO_LENGTH_RANGE
     high = min(high, limit or high)
     length = low
@@ -144,6 +143,15 @@ def fitting_length(pre: TextPreprocessor, texts, limit: int | None = None) -> tu
         length *= 2
     length = min(length, high)
     return length, float(np.mean(counts <= length))
+
+
+def token_counts(pre: TextPreprocessor, texts) -> np.ndarray:
+    """[texts]: each text's length in tokens, [CLS] and [SEP] included, before any cut."""
+    texts = list(texts)
+    if not texts:
+        return np.zeros(0, int)
+    return np.concatenate([_row_lengths(pre.tokenizer(tf.constant(texts[i:i + 1024])))
+                           for i in range(0, len(texts), 1024)]) + 2
 
 
 def _row_lengths(tokens) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_command, write_jsonl
 
 from classifier_multi_label.data import examples_from
-from classifier_multi_label.data_check import NEAR_JACCARD, check_data, near_pairs, normalize, shingles
+from classifier_multi_label.data_check import NEAR_JACCARD, check_data, near_pairs, normalize, shingles, summary
 
 LONG = "这款空调制热很快，房间十分钟就暖和了，晚上运行的声音也很小，外观设计简洁大方，价格也比较实惠"
 
@@ -41,6 +41,15 @@ def test_findings_with_their_line_numbers():
         [("train", 4, ["外观"]), ("dev", 3, ["价格"])]
     assert report["labels_in_one_split_only"] == {"train": ["外观", "好评"], "dev": ["价格"], "test": ["新"]}
     json.dumps(report)  # data_check.json
+
+
+def test_texts_the_sequence_length_cuts():
+    data = splits()
+    counts = {"train": [40, 5, 5, 6, 3, 4], "dev": [41, 6, 6], "test": [5, 8]}
+    report = check_data(data, token_counts=counts, max_seq_length=32)
+    assert report["cut_by_max_seq_length"]["train"] == {"max_seq_length": 32, "count": 1, "lines": [1]}
+    assert report["cut_by_max_seq_length"]["test"]["count"] == 0
+    assert "dev: 1 texts are longer than --max-seq-length 32 tokens and are cut, e.g. line 1" in summary(report)
 
 
 def test_near_duplicates_are_those_an_all_pairs_search_finds():

@@ -45,6 +45,7 @@ def test_train_writes_the_run_folder(trained):
     check = json.loads((run / "data_check.json").read_text())  # the data check ran first
     assert list(check["splits"]) == ["train", "dev", "test"] and check["splits"]["test"]["rows"] == len(REVIEWS)
     assert check["leakage"]["train/test"]["exact"] == len(REVIEWS)  # each test text is a training text too
+    assert {cut["count"] for cut in check["cut_by_max_seq_length"].values()} == {0}  # short reviews, 32 tokens
     assert "data check (data_check.json)" in err and f"{len(REVIEWS)} test rows repeat a train text" in err
     assert "test:" in trained["proc"].stdout and "micro_f1" in trained["proc"].stdout
     history = json.loads((run / "history.json").read_text())

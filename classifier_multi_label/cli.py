@@ -58,8 +58,9 @@ def load_tensorflow():
             sys.stderr.flush()
 
 
-def _setup_logging():
-    load_tensorflow()
+def _setup_logging(tensorflow: bool = True):
+    if tensorflow:
+        load_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr, force=True)
     for noisy in ("tensorflow", "absl", "h5py"):
@@ -286,7 +287,7 @@ def check_data(head=None, package: str | None = None, argv=None):
     if not 0 < args["near_jaccard"] <= 1:
         parser.error(f"--near-jaccard {args['near_jaccard']}: give a similarity in (0, 1]")
     check_output_file(args["output"], "--output", "data_check.json")
-    _setup_logging()
+    _setup_logging(tensorflow=False)
     from .data import read_examples
     from .data_check import check_data as check
     from .data_check import problems, summary

@@ -12,6 +12,11 @@ were averaged, ``macro_f1_all_labels`` is the average with those labels counted 
 scikit-learn's plain ``average="macro"`` does). A label predicted on a set where it never occurs
 still counts, with F1 0: those are false positives.
 
+``ece`` is the expected calibration error of the scores as probabilities: every (text, label)
+score falls into one of `ECE_BINS` equal-width bins, and the bins' gaps between mean score and
+share of positives are averaged, weighted by their sizes (0: a score of 0.8 is right 80% of the
+time). For seq2seq the scores are beam marginals, reported as they are.
+
 Example:
     >>> y = np.array([[1, 0, 1], [0, 1, 0]])
     >>> m = multilabel_metrics(y, scores=np.array([[.9, .2, .7], [.1, .4, .6]]),
@@ -73,6 +78,26 @@ def macro_f1(y_true, y_pred) -> float:
                               zero_division=0.0))
 
 
+ECE_BINS = 15
+
+
+def expected_calibration_error(y_true, scores, bins: int = ECE_BINS) -> float:
+    """Expected calibration error over every (text, label) pair: sum over equal-width score bins of
+    (pairs in the bin / all pairs) * |mean score - share of positives|.
+
+    >>> expected_calibration_error(np.array([[1, 0], [1, 0]]), np.array([[0.9, 0.1], [0.7, 0.3]]))
+    0.2
+    """
+    y = np.asarray(y_true, dtype=np.float64).ravel()  # [pairs]
+    p = np.asarray(scores, dtype=np.float64).ravel()  # [pairs]
+    if not len(p):
+        return 0.0
+    which = np.minimum((p * bins).astype(int), bins - 1)  # [pairs] bin index; a score of 1.0 in the last
+    counts = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, p, bins) - np.bincount(which, y, bins))  # per bin: |sum p - sum y|
+    return round(float(gap.sum() / len(p)), 6) if counts.any() else 0.0
+
+
 def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) -> dict:
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(decisions).astype(int)
@@ -94,6 +119,7 @@ def multilabel_metrics(y_true, scores, decisions, label_names, thresholds=None) 
     for k in (1, 3, 5):
         if k <= y_true.shape[1]:
             out[f"precision_at_{k}"] = precision_at_k(y_true, scores, k)
+    out["ece"] = expected_calibration_error(y_true, scores)
     p, r, f = union_normalised_prf(y_true, y_pred)
     out.update({"hellonlp_precision": p, "hellonlp_recall": r, "hellonlp_f1": f})
     lp, lr, lf, support = skm.precision_recall_fscore_support(yt, yp, labels=columns, average=None,

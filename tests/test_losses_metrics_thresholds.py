@@ -248,3 +248,16 @@ def test_logit_adjusted_loss_is_bce_on_logits_shifted_by_the_label_prior():
     expected = bce(y, z + tf.constant(shift, tf.float32))
     assert float(loss(y, z)) == pytest.approx(float(expected), rel=1e-5)
     assert float(loss(y, z)) != pytest.approx(float(bce(y, z)), rel=1e-3)
+
+
+def test_expected_calibration_error_tells_calibrated_from_overconfident_scores():
+    from classifier_multi_label.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=(20_000, 3))  # [texts, labels]
+    y = (rng.uniform(size=p.shape) < p).astype(int)  # each label drawn with probability p: calibrated
+    assert expected_calibration_error(y, p) < 0.01
+    overconfident = np.where(p > 0.5, 1.0, 0.0)  # certainty where the truth is a coin with bias p
+    assert expected_calibration_error(y, overconfident) == pytest.approx(0.25, abs=0.01)
+    m = multilabel_metrics(y[:50], p[:50], (p[:50] > 0.5).astype(int), ["a", "b", "c"])
+    assert m["ece"] == expected_calibration_error(y[:50], p[:50])

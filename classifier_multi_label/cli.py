@@ -288,15 +288,14 @@ def check_data(head=None, package: str | None = None, argv=None):
         parser.error(f"--near-jaccard {args['near_jaccard']}: give a similarity in (0, 1]")
     check_output_file(args["output"], "--output", "data_check.json")
     _setup_logging(tensorflow=False)
-    from .data import read_examples
+    from .data import read_split
     from .data_check import check_data as check
     from .data_check import problems, summary
     from .files import write_json
 
-    reading = {k: data.get(k) for k in ("data_format", "text_column", "label_column", "label_separator")}
-    splits = {split: read_examples(data[f"{split}_file"], reading["data_format"] or "auto", reading["text_column"],
-                                   reading["label_column"], reading["label_separator"], data.get("encoding") or "utf-8")
-              for split in ("train", "dev", "test") if data.get(f"{split}_file")}
+    d = DataConfig(**data)  # the format options as training reads them, defaults included
+    splits = {split: read_split(getattr(d, f"{split}_file"), d) for split in ("train", "dev", "test")
+              if getattr(d, f"{split}_file")}
     report = check(splits, args["near_jaccard"])
     write_json(args["output"], report, indent=1)
     print(summary(report))

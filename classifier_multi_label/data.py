@@ -170,6 +170,11 @@ def read_examples(path, data_format: str = "auto", text_column: Optional[str] = 
     return ex
 
 
+def read_split(path, d) -> Examples:
+    """`read_examples` with the format options of a `config.DataConfig` `d`."""
+    return read_examples(path, d.data_format, d.text_column, d.label_column, d.label_separator, d.encoding)
+
+
 def _refuse_joined_labels(ex: Examples, own: Optional[str]):
     """A DataError when labels look joined by a separator the format does not use: "声音/外观" in a
     TSV (whose separator is ","), where 声音 and 外观 are labels of other rows. Guessing would

@@ -41,7 +41,7 @@ from .data import (
     check_dev,
     check_training_data,
     examples_from,
-    read_examples,
+    read_split,
     write_jsonl,
 )
 from .data_check import check_data, summary
@@ -133,8 +133,7 @@ class Run:
 
 
 def _read(path, cfg: RunConfig) -> Examples:
-    d = cfg.data
-    return read_examples(path, d.data_format, d.text_column, d.label_column, d.label_separator, d.encoding)
+    return read_split(path, cfg.data)
 
 
 def _prepare_run_dir(cfg: RunConfig) -> str:

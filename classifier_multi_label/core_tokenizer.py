@@ -4,26 +4,31 @@ keras-hub's `WordPieceTokenizer` runs tensorflow-text kernels (`NormalizeUTF8`, 
 `CaseFoldUTF8`, `FastWordpieceTokenizeWithOffsets`). A TF Serving binary that lacks one of them
 refuses the model with "Op type not registered" (tensorflow/serving issues 2064, 1490).
 `CoreWordPieceTokenizer` computes the same token ids with ops every TensorFlow build has
-(`tf.strings`, `tf.lookup`, ragged ops, a `tf.while_loop`), step for step after keras-hub:
+(`tf.strings`, `tf.lookup`, ragged ops, `tf.while_loop`), step for step after keras-hub, for each of
+keras-hub's options (`lowercase`, `strip_accents`, `split_on_cjk`, `suffix_indicator`, any oov token):
 
-1. spaces around CJK characters (the same RE2 pattern);
-2. accent stripping (NFD, drop `\\p{Mn}`): a per-character table, computed once with the very
-   tensorflow-text kernels keras-hub uses, so it follows the same Unicode version;
-3. splitting on whitespace and control characters, keeping punctuation and CJK characters as words
-   (keras-hub's RE2 patterns, applied with `tf.strings.regex_replace`);
-4. lower-casing (NFKC case folding): a second per-character table, same origin;
-5. greedy longest-match-first WordPiece (`##` continuation) with a `tf.lookup` table; a word that
-   cannot be covered, or is longer than 100 bytes, becomes `[UNK]`, as in `FastWordpieceTokenizer`.
+1. spaces around CJK characters (the same RE2 pattern), with `split_on_cjk`;
+2. accent stripping (NFD, drop `\\p{Mn}`), with `strip_accents`: a per-character table, computed
+   once with the very tensorflow-text kernels keras-hub uses, so it follows the same Unicode version;
+3. splitting on whitespace and control characters, keeping punctuation (and CJK characters) as
+   words (keras-hub's RE2 patterns, applied with `tf.strings.regex_replace`);
+4. lower-casing (NFKC case folding), with `lowercase`: a second per-character table, same origin,
+   then the compositions NFKC makes across characters (`e` + U+0301 -> `é`, conjoining Hangul jamo
+   -> a syllable): adjacent pairs looked up in a third table until none is left;
+5. greedy longest-match-first WordPiece (`suffix_indicator` continuation) with a `tf.lookup`
+   table; a word that cannot be covered, or is longer than 100 bytes, becomes the oov token, as in
+   `FastWordpieceTokenizer`.
 
-The tables work per character, so the two can differ only where Unicode normalisation composes
-characters across character boundaries (for example a Hangul syllable written as separate
-conjoining jamo). `tests/test_core_tokenizer.py` checks equality on the demo data, on
-`../shared/data/*` and on awkward strings; `export --tokenizer auto` checks it again on a probe
-set before choosing this tokenizer.
+Where the two can still differ: combining marks out of canonical order, and a mark that composes
+with a base it is not next to (NFKC reorders and composes across marks; the tables work on
+neighbours). Not supported (a `ValueError` naming the option): `split=False` (the export takes raw
+text, not words) and `special_tokens_in_strings=True`. `tests/test_serving.py` checks equality on
+the demo data, on `../shared/data/*`, on MiniLM's vocabulary and on awkward strings; `export
+--tokenizer auto` checks it again on a probe set before choosing this tokenizer.
 
 Example:
     >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "the", "qu", "##ick", "."]
-    >>> tok = CoreWordPieceTokenizer(vocab, lowercase=True)
+    >>> tok = CoreWordPieceTokenizer(vocab, lowercase=True, strip_accents=True)
     >>> tok(tf.constant(["The quick.", "好！"])).to_list()
     [[6, 7, 8, 9], [5, 1]]
 """
@@ -33,12 +38,14 @@ from __future__ import annotations
 import functools
 
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras_hub.src.tokenizers.word_piece_tokenizer import (
     CJK_REGEX,
     MAX_BYTES_PER_WORD,
     PUNCTUATION_AND_CJK_REGEX,
+    PUNCTUATION_REGEX,
     WHITESPACE_REGEX,
 )
 
@@ -71,14 +78,37 @@ def character_tables(strip_accents: bool, lowercase: bool):
 
     strip, fold = {}, {}
     if strip_accents:
-        # NFC afterwards so that characters NFD merely decomposes (Hangul syllables) stay whole;
-        # keras-hub's case folding (NFKC) recomposes them anyway.
-        nfd = tf.strings.regex_replace(tf_text.normalize_utf8(chars, "NFD"), r"\p{Mn}", "")
-        strip = changed(tf_text.normalize_utf8(nfd, "NFC"))
+        stripped = tf.strings.regex_replace(tf_text.normalize_utf8(chars, "NFD"), r"\p{Mn}", "")
+        # With case folding after it, NFC here keeps the characters NFD merely decomposes (Hangul
+        # syllables) whole, as keras-hub's NFKC folding recomposes them anyway; without, they stay
+        # decomposed, as in keras-hub.
+        strip = changed(tf_text.normalize_utf8(stripped, "NFC") if lowercase else stripped)
     if lowercase:
         fold = changed(tf_text.case_fold_utf8(chars))
         fold.pop(0, None)  # NUL is the separator below; NFKC case folding keeps it anyway
     return strip, fold
+
+
+@functools.lru_cache(maxsize=None)
+def composition_table() -> dict:
+    """{(first, second) code points: the one code point NFKC case folding makes of the pair}, for
+    the canonical two-character decompositions of Unicode and the conjoining Hangul jamo, each
+    checked with tensorflow-text's kernel (its Unicode version decides, not Python's)."""
+    import unicodedata
+
+    import tensorflow_text as tf_text
+
+    pairs = []
+    for c in range(0x110000):
+        parts = unicodedata.decomposition(chr(c)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            pairs.append((int(parts[0], 16), int(parts[1], 16)))
+    # Hangul syllables compose algorithmically: leading + vowel jamo, then that syllable + trailing.
+    pairs += [(lead, vowel) for lead in range(0x1100, 0x1113) for vowel in range(0x1161, 0x1176)]
+    pairs += [(0xAC00 + 28 * i, trail) for i in range(19 * 21) for trail in range(0x11A8, 0x11C3)]
+    texts = tf.constant([chr(a) + chr(b) for a, b in pairs])
+    folded = [t.decode("utf-8") for t in tf_text.case_fold_utf8(texts).numpy()]
+    return {pair: ord(f) for pair, f in zip(pairs, folded) if len(f) == 1}
 
 
 def _string_table(mapping: dict, name: str):
@@ -98,17 +128,65 @@ def _map_characters(texts, table):
                                             points.nrows())  # [n]
 
 
+def _char_class(points) -> str:
+    """An RE2 character class matching exactly the code points `points`."""
+    points, ranges = sorted(set(points)), []
+    for p in points:
+        if ranges and p == ranges[-1][1] + 1:
+            ranges[-1][1] = p
+        else:
+            ranges.append([p, p])
+    return "[" + "".join(f"\\x{{{a:X}}}" + (f"-\\x{{{b:X}}}" if b > a else "") for a, b in ranges) + "]"
+
+
+def _compose(texts, table, seconds: str):
+    """Replaces adjacent code-point pairs of `texts` [n] found in `table` (keys first << 21 | second)
+    by their composite, left to right, until none is left (a composite may compose again: Hangul
+    leading + vowel, then + trailing). `seconds`: a character class of every pair's second
+    character; a batch without one (nearly every batch) skips the work."""
+    return tf.cond(tf.reduce_any(tf.strings.regex_full_match(texts, f"(?s).*{seconds}.*")),
+                   lambda: _compose_pairs(texts, table), lambda: texts)
+
+
+def _compose_pairs(texts, table):
+    points = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")  # [n, (chars)] int32
+    rows = points.value_rowids()  # [chars]
+
+    def body(flat, rows, _):
+        same_text = tf.concat([rows[1:] == rows[:-1], [False]], axis=0)  # [chars]: a next character exists
+        following = tf.concat([flat[1:], tf.zeros([1], flat.dtype)], axis=0)
+        composite = table.lookup(tf.bitwise.left_shift(tf.cast(flat, tf.int64), 21) | tf.cast(following, tf.int64))
+        pair = same_text & (composite >= 0)  # [chars]: this character and the next compose
+        # A pair whose first character is the second of a pair to its left waits for the next pass.
+        starts = pair & ~tf.concat([[False], pair[:-1]], axis=0)
+        taken = tf.concat([[False], starts[:-1]], axis=0)  # second characters, absorbed
+        flat = tf.where(starts, tf.cast(composite, flat.dtype), flat)
+        return tf.boolean_mask(flat, ~taken), tf.boolean_mask(rows, ~taken), tf.reduce_any(starts)
+
+    flat, rows, _ = tf.while_loop(lambda flat, rows, changed: changed, body,
+                                  (points.flat_values, rows, tf.constant(True)),
+                                  shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]),
+                                                    tf.TensorShape([])))
+    points = tf.RaggedTensor.from_value_rowids(flat, rows, nrows=points.nrows())
+    return tf.strings.unicode_encode(points, "UTF-8")  # [n]
+
+
 class CoreWordPieceTokenizer(keras.layers.Layer):
     """Strings [batch] -> token ids [batch, (tokens)] int32, equal to keras-hub's `WordPieceTokenizer`
-    with `split_on_cjk=True`, `oov_token="[UNK]"`, `strip_accents=lowercase`."""
+    with the same `lowercase`, `strip_accents`, `split_on_cjk`, `suffix_indicator` and `oov_token`
+    (keras-hub's defaults, except `lowercase` and `strip_accents`: the project's own vocabularies
+    lower-case and strip accents)."""
 
-    def __init__(self, vocabulary, lowercase: bool = True, oov_token: str = "[UNK]", max_words: int | None = None,
-                 **kwargs):
+    def __init__(self, vocabulary, lowercase: bool = True, strip_accents: bool = True, split_on_cjk: bool = True,
+                 suffix_indicator: str = "##", oov_token: str = "[UNK]", max_words: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         if oov_token not in self.vocabulary:
             raise ValueError(f"the vocabulary has no {oov_token!r} token")
-        self.lowercase = bool(lowercase)
+        if not suffix_indicator:
+            raise ValueError("suffix_indicator must be a non-empty string")
+        self.lowercase, self.strip_accents, self.split_on_cjk = bool(lowercase), bool(strip_accents), bool(split_on_cjk)
+        self.suffix_indicator = suffix_indicator
         self.oov_id = self.vocabulary.index(oov_token)
         # Only the first `max_words` words of a text can reach a packed sequence (each word gives at
         # least one token); the rest are dropped early so a 100,000-character text costs little.
@@ -117,21 +195,34 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
         self.vocab_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(self.vocabulary), tf.range(len(self.vocabulary))),
             default_value=-1, name="wordpiece_vocabulary")
-        strip, fold = character_tables(self.lowercase, self.lowercase)
+        strip, fold = character_tables(self.strip_accents, self.lowercase)
         self.strip_table = _string_table(strip, "strip_accents") if strip else None
         self.fold_table = _string_table(fold, "case_fold") if fold else None
+        self.compose_table = None
+        if self.lowercase:
+            pairs = composition_table()
+            self.compose_table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+                tf.constant([a << 21 | b for a, b in pairs], tf.int64), tf.constant(list(pairs.values()), tf.int64)),
+                default_value=-1, name="compositions")
+            self.compose_seconds = _char_class(b for _, b in pairs)
         # The longest piece in characters bounds the candidates tried at each position.
-        self.max_piece_chars = max(len(t[2:] if t.startswith("##") else t) for t in self.vocabulary)
+        n = len(suffix_indicator)
+        self.max_piece_chars = max(len(t[n:] if t.startswith(suffix_indicator) else t) for t in self.vocabulary)
         self.built = True
 
     @classmethod
     def from_keras_hub(cls, tokenizer, **kwargs):
-        """The same tokenization as a keras-hub `WordPieceTokenizer` built by `TextPreprocessor`."""
-        if tokenizer.lowercase != tokenizer.strip_accents or not tokenizer.split or not tokenizer.split_on_cjk \
-                or tokenizer.suffix_indicator != "##":
-            raise ValueError("the core tokenizer reproduces lowercase=strip_accents, split_on_cjk=True, '##' only")
-        return cls(tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase, oov_token=tokenizer.oov_token,
-                   **kwargs)
+        """The same tokenization as a keras-hub `WordPieceTokenizer` (any of its subclasses: BERT's,
+        DistilBERT's, ...); a `ValueError` names an option it cannot reproduce."""
+        if not isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
+            raise ValueError(f"a {type(tokenizer).__name__} is not WordPiece; only WordPiece has a core-op version")
+        if not tokenizer.split:
+            raise ValueError("split=False: the tokenizer takes words split beforehand, the export raw text")
+        if getattr(tokenizer, "special_tokens_in_strings", False):
+            raise ValueError("special_tokens_in_strings=True is not reproduced by the core-op tokenizer")
+        return cls(tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase, strip_accents=tokenizer.strip_accents,
+                   split_on_cjk=tokenizer.split_on_cjk, suffix_indicator=tokenizer.suffix_indicator,
+                   oov_token=tokenizer.oov_token, **kwargs)
 
     # The keras-hub tokenizer interface TextPreprocessor uses.
     def get_vocabulary(self):
@@ -145,13 +236,17 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
 
     def words(self, texts):
         """Pre-tokenization: texts [batch] -> words [batch, (words)] string."""
-        texts = tf.strings.regex_replace(texts, CJK_REGEX, r" \0 ")
+        if self.split_on_cjk:
+            texts = tf.strings.regex_replace(texts, CJK_REGEX, r" \0 ")
         if self.strip_table is not None:
             texts = _map_characters(texts, self.strip_table)
+        kept = PUNCTUATION_AND_CJK_REGEX if self.split_on_cjk else PUNCTUATION_REGEX
         texts = tf.strings.regex_replace(texts, WHITESPACE_REGEX, _SEP)  # dropped delimiters
-        texts = tf.strings.regex_replace(texts, PUNCTUATION_AND_CJK_REGEX, _SEP + r"\0" + _SEP)  # kept ones
+        texts = tf.strings.regex_replace(texts, kept, _SEP + r"\0" + _SEP)  # kept ones
         if self.fold_table is not None:
             texts = _map_characters(texts, self.fold_table)
+        if self.compose_table is not None:  # NUL separators compose with nothing: words stay apart
+            texts = _compose(texts, self.compose_table, self.compose_seconds)
         words = tf.strings.split(texts, sep=_SEP)  # [batch, (pieces)], with "" between separators
         words = tf.ragged.boolean_mask(words, words != "")  # [batch, (words)]
         if self.max_words is not None:
@@ -184,7 +279,7 @@ class CoreWordPieceTokenizer(keras.layers.Layer):
             end = tf.gather(bounds, ends, batch_dims=1)  # [n, k]
             candidates = tf.strings.substr(tf.tile(words[:, None], [1, k]),
                                            tf.tile(begin[:, None], [1, k]), end - begin[:, None])
-            candidates = tf.where((pos > 0)[:, None], "##" + candidates, candidates)  # [n, k]
+            candidates = tf.where((pos > 0)[:, None], self.suffix_indicator + candidates, candidates)  # [n, k]
             ids = self.vocab_table.lookup(candidates)  # [n, k]; -1 when not in the vocabulary
             length = tf.range(1, k + 1)[None, :]
             ok = (ids >= 0) & (pos[:, None] + length <= num_chars[:, None])

@@ -60,8 +60,12 @@ class Encoder:
         spec = {
             "description": self.description,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
+            # WordPiece's options, so a reloaded run (and its export) tokenizes as training did.
             "tokenizer": {"file": vocab_name, "lowercase": bool(getattr(tok, "lowercase", False)),
-                          "strip_accents": bool(getattr(tok, "strip_accents", False))},
+                          "strip_accents": bool(getattr(tok, "strip_accents", False)),
+                          "split_on_cjk": bool(getattr(tok, "split_on_cjk", True)),
+                          "suffix_indicator": getattr(tok, "suffix_indicator", "##"),
+                          "oov_token": getattr(tok, "oov_token", "[UNK]")},
         }
         write_json(os.path.join(run_dir, "encoder.json"), spec)
 
@@ -76,7 +80,8 @@ def preprocessor_from_run(run_dir: str, sequence_length: int, pad_to_multiple_of
         vocabulary = [line.rstrip("\n") for line in fh if line.rstrip("\n")]
     tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
         vocabulary=vocabulary, lowercase=tok["lowercase"], strip_accents=tok["strip_accents"],
-        split_on_cjk=True, oov_token="[UNK]")
+        split_on_cjk=tok.get("split_on_cjk", True), suffix_indicator=tok.get("suffix_indicator", "##"),
+        oov_token=tok.get("oov_token", "[UNK]"))  # runs from before these were recorded: the defaults then
     return TextPreprocessor(tokenizer, sequence_length, pad_to_multiple_of=pad_to_multiple_of)
 
 

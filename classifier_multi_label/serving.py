@@ -46,6 +46,7 @@ from .core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
 from .errors import UserError
 from .files import write_json, write_text
 from .thresholds import final_decisions
+from .tokenization import in_graph
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,15 @@ def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
     try:
         core = CoreWordPieceTokenizer.from_keras_hub(preprocessor.tokenizer,
                                                      max_words=preprocessor.sequence_length)
-    except (AttributeError, ValueError) as e:  # a SentencePiece model, or WordPiece options it lacks
+    except ValueError as e:  # a SentencePiece model, or WordPiece options it lacks
         if tokenizer == "core":
             raise UserError(f"--tokenizer core cannot reproduce this run's tokenizer ({e}); "
                              "use --tokenizer tf_text") from e
-        log.info("export: keeping tensorflow-text tokenization (%s)", e)
+        log.warning("export: keeping tensorflow-text tokenization, which some TF Serving builds lack (%s)", e)
         return preprocessor, "tf_text"
     candidate = preprocessor.with_tokenizer(core)
     probe = tf.constant(PROBE_TEXTS)
-    expected, got = preprocessor(probe)["token_ids"].numpy(), candidate(probe)["token_ids"].numpy()
+    expected, got = (in_graph(p)(probe)["token_ids"].numpy() for p in (preprocessor, candidate))
     if expected.shape != got.shape or not np.array_equal(expected, got):
         rows = [t for t, a, b in zip(PROBE_TEXTS, expected, got) if a.shape != b.shape or (a != b).any()]
         message = f"the core-op tokenizer differs from keras-hub's on {rows[:3]!r}"

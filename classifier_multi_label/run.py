@@ -52,7 +52,7 @@ from .head import resolve_pooling
 from .losses import make_loss
 from .metrics import format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
-from .pipeline import TokenDropout, make_dataset, text_dataset
+from .pipeline import TokenDropout, make_dataset, text_batches, text_dataset
 from .pretrain import pretrain_mlm
 from .serving import export_run
 from .thresholds import Thresholds, final_decisions, tune_thresholds
@@ -83,8 +83,8 @@ class Run:
 
     def infer(self, texts, batch_size: int | None = None) -> dict:
         """{"scores": [len(texts), num_labels]}, plus "decisions" for a head that decodes label sets."""
-        ds = text_dataset(texts, self.preprocessor, batch_size or self.config.data.batch_size)
-        return self.model.predict_outputs(ds, jit_compile=self.config.train.jit_compile)
+        batches = text_batches(texts, self.preprocessor, batch_size or self.config.data.batch_size)
+        return self.model.predict_outputs(batches, jit_compile=self.config.train.jit_compile)
 
     def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
         """Per-label probabilities [len(texts), num_labels]."""

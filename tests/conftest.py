@@ -202,7 +202,8 @@ def sigmoid_run_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run_dir(tmp_path_factory):
     """One tiny TextCNN run on the small review set, trained once per test session through the Python
-    API (exported too), for tests and docstring examples that need a trained run and do not change it."""
+    API (its encoder pre-trained first, exported too), for tests and docstring examples that need a
+    trained run and do not change it."""
     import pandas as pd
 
     import classifier_multi_label as cml
@@ -211,5 +212,6 @@ def demo_run_dir(tmp_path_factory):
     texts, labels = [t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]
     dev = pd.DataFrame({"text": texts, "labels": labels})  # each shape the API accepts: lists, a DataFrame
     cml.train("textcnn", train=(texts * 3, labels * 3), dev=dev, test=(texts, labels),
-              output_dir=str(run_dir), filter_sizes=[2, 3], num_filters=8, baseline="none", **TINY_OPTIONS)
+              output_dir=str(run_dir), filter_sizes=[2, 3], num_filters=8, baseline="none", pretrain_epochs=2,
+              **TINY_OPTIONS)
     return run_dir

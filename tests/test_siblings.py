@@ -88,11 +88,26 @@ def test_one_training_step_lowers_the_loss(make_head):
     assert float(loss()) < before
 
 
-# TextCNN's run also pre-trains its encoder (--pretrain-epochs), so that path is covered end to end too.
-SIBLINGS = {"classifier_multi_label_textcnn": (TextCNNHead, ["--filter-sizes", "2", "3", "--num-filters", "8",
-                                                             "--pretrain-epochs", "2"]),
-            "classifier_multi_label_denses": (DensesHead, []),
+# TextCNN is trained once per session: conftest's `demo_run_dir` (which pre-trains its encoder too).
+SIBLINGS = {"classifier_multi_label_denses": (DensesHead, []),
             "classifier_multi_label_seq2seq": (Seq2SeqHead, ["--encoder-layers", "1", "--beam-width", "3"])}
+
+
+def check_commands(package, head_cls, run_dir, test_file, tmp_path):
+    """eval.py, predict.py and export of a trained run folder of `package`, and another package's
+    eval.py refusing it."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    proc = run_command(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", test_file,
+                       "--output", tmp_path / "eval.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # save/load round trip: the reloaded run scores the test set exactly as training's final evaluation did
+    assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
+    proc = run_command(f"{package}/predict.py", "--model-dir", run_dir, input="制热很快\n")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["text"] == "制热很快"
+    other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
+    proc = run_command(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", test_file)
+    assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
+    assert_export_parity(run_dir, head_cls, package)
 
 
 @pytest.mark.parametrize("package", SIBLINGS)
@@ -102,22 +117,15 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     proc = run_command(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
                        "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["package"] == package
-    if "--pretrain-epochs" in extra:
-        history = json.loads((run_dir / "pretrain_history.json").read_text())
-        assert [h["epoch"] for h in history] == [1, 2] and config["encoder"]["pretrain_epochs"] == 2
-        assert all(np.isfinite(h["mlm_loss"]) for h in history)
-        assert "pre-training epoch 2/2" in proc.stderr
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    proc = run_command(f"{package}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"],
-                       "--output", tmp_path / "eval.json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    # save/load round trip: the reloaded run scores the test set exactly as training's final evaluation did
-    assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
-    proc = run_command(f"{package}/predict.py", "--model-dir", run_dir, input="制热很快\n")
-    assert proc.returncode == 0 and json.loads(proc.stdout)["text"] == "制热很快"
-    other = "classifier_multi_label_denses" if package.endswith("textcnn") else "classifier_multi_label_textcnn"
-    proc = run_command(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", tiny_data["test"])
-    assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
-    assert_export_parity(run_dir, head_cls, package)
+    assert json.loads((run_dir / "config.json").read_text())["package"] == package
+    check_commands(package, head_cls, run_dir, tiny_data["test"], tmp_path)
+
+
+def test_textcnn_commands_and_pretraining_on_the_session_run(demo_run_dir, tiny_data, tmp_path):
+    """The session's TextCNN run (trained on the review set, tested on it: tiny_data's test file holds
+    the same rows), whose encoder was pre-trained first (`pretrain_epochs=2`)."""
+    config = json.loads((demo_run_dir / "config.json").read_text())
+    assert config["package"] == "classifier_multi_label_textcnn" and config["encoder"]["pretrain_epochs"] == 2
+    history = json.loads((demo_run_dir / "pretrain_history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["mlm_loss"]) for h in history)
+    check_commands("classifier_multi_label_textcnn", TextCNNHead, demo_run_dir, tiny_data["test"], tmp_path)

@@ -200,6 +200,19 @@ def sigmoid_run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def denses_run_dir(tmp_path_factory):
+    """One tiny multi-dense run, trained once per test session by the module entry point
+    (`python -m classifier_multi_label train --head denses`) on the small review set, exported."""
+    d = tmp_path_factory.mktemp("denses")
+    train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
+                        for split in ("train", "dev", "test"))
+    proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", train, "--dev-file", dev,
+                       "--test-file", test, "--output-dir", d / "run", *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return d / "run"
+
+
+@pytest.fixture(scope="session")
 def demo_run_dir(tmp_path_factory):
     """One tiny TextCNN run on the small review set, trained once per test session through the Python
     API (its encoder pre-trained first, exported too), for tests and docstring examples that need a

@@ -133,17 +133,13 @@ def test_help_explains_every_flag_without_tensorflow(script):
     assert expected.get(os.path.basename(script), "--model-dir DIR") in proc.stdout
 
 
-def test_module_entry_point_runs_any_head(tiny_data, tmp_path):
-    """`python -m classifier_multi_label train --head NAME`; its eval, in a process of its own, refuses
-    another package's run folder in one line, with no TensorFlow start-up lines."""
-    proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", tiny_data["train"],
-                       "--dev-file", tiny_data["dev"], "--output-dir", tmp_path / "run", "--no-export",
-                       "--baseline", "none", *TINY)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["head_name"] == "denses"
+def test_module_entry_point_runs_any_head(denses_run_dir, tiny_data, tmp_path):
+    """`python -m classifier_multi_label train --head NAME` (conftest's `denses_run_dir`); its eval, in a
+    process of its own, refuses another package's run folder in one line, with no TensorFlow start-up lines."""
+    assert json.loads((denses_run_dir / "config.json").read_text())["head_name"] == "denses"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-m", "classifier_multi_label", "eval", "--head", "textcnn",
-                           "--model-dir", str(tmp_path / "run"), "--test-file", tiny_data["dev"]],
+                           "--model-dir", str(denses_run_dir), "--test-file", tiny_data["dev"]],
                           capture_output=True, text=True, timeout=600, cwd=str(tmp_path), env=env)
     assert proc.returncode == 2 and "was trained by classifier_multi_label_denses" in proc.stderr
     assert "cudart_stub" not in proc.stderr and "absl::InitializeLog" not in proc.stderr  # no TF start-up lines

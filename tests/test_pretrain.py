@@ -1,5 +1,5 @@
 """Masked-LM pre-training of the encoder on the training texts (`--pretrain-epochs`). The command
-line end to end: TextCNN's run in `test_siblings.py`."""
+line end to end: the session's TextCNN run (conftest's `demo_run_dir`, checked in `test_siblings.py`)."""
 
 import keras
 import keras_hub
@@ -55,9 +55,9 @@ def test_pretraining_lowers_the_masked_lm_loss_and_changes_the_encoder():
     keras.utils.set_random_seed(0)
     before = [w.numpy().copy() for w in backbone.trainable_weights]
     cfg = TrainConfig(warmup_ratio=0.0, jit_compile=False)
-    history = pretrain_mlm(backbone, pre, TEXTS, cfg, 1e-2, epochs=10, batch_size=8)
-    assert [h["epoch"] for h in history] == list(range(1, 11))
-    assert history[-1]["mlm_loss"] < 0.75 * history[0]["mlm_loss"]
+    history = pretrain_mlm(backbone, pre, TEXTS, cfg, 1e-2, epochs=6, batch_size=8)
+    assert [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[-1]["mlm_loss"] < 0.8 * history[0]["mlm_loss"]  # 4.39 -> 3.13 when written
     assert history[-1]["mlm_accuracy"] > history[0]["mlm_accuracy"]
     changed = {w.path for w, b in zip(backbone.trainable_weights, before) if not np.array_equal(w.numpy(), b)}
     assert any(path.endswith("token_embedding/embeddings") for path in changed)

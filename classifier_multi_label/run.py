@@ -66,6 +66,12 @@ PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
 PRETRAINED_HEAD_LR = 1e-3  # the head is new over a pretrained encoder: it learns at a from-scratch rate
 
 
+def tune_by(th, y_dev, scores) -> Thresholds:
+    """Thresholds tuned on (y_dev, scores) with the rule a `ThresholdConfig` names."""
+    return tune_thresholds(y_dev, scores, th.threshold_strategy, th.threshold, th.min_dev_positives, th.at_least_one,
+                           th.threshold_objective, th.threshold_prior_positives)
+
+
 def demo_file(split: str) -> str:
     """The bundled demo data (Chinese product reviews with aspect labels, hellonlp CSV)."""
     return str(resources.files("classifier_multi_label") / "demo_data" / f"{split}.csv")
@@ -93,35 +99,37 @@ class Run:
             predicted["scores"] = self.calibration.apply(predicted["scores"])
         return predicted
 
-    def calibrate(self, dev: Examples) -> None:
+    def calibrate(self, dev: Examples) -> dict:
         """Fits the run's `--calibration` on dev (before thresholds are tuned on the calibrated scores)
         and saves it; dropped, with a warning, where it lowers dev's F1 at tuned thresholds. A head that
-        decodes label sets keeps its scores (seq2seq's beam marginals)."""
+        decodes label sets keeps its scores (seq2seq's beam marginals). -> `infer`'s outputs on dev
+        under the outcome (for `tune_thresholds`, which then need not score dev again)."""
         method, path = self.config.thresholds.calibration, os.path.join(self.dir, "calibration.json")
         self.calibration = None
         if os.path.exists(path):
             os.remove(path)
+        predicted = self.infer(dev.texts)
         if method == "none" or self.model.head.decodes_labels:
-            return
-        y_dev, raw = self.labels.multi_hot(dev.labels), self.infer(dev.texts)["scores"]
+            return predicted
+        y_dev, raw = self.labels.multi_hot(dev.labels), predicted["scores"]
         candidate = fit_calibration(y_dev, raw, method)
         before, after = (self._tuned_f1(y_dev, scores) for scores in (raw, candidate.apply(raw)))
         objective = self.config.thresholds.threshold_objective
         if after < before:
             log.warning("calibration: %s scaling lowered dev %s-F1 at tuned thresholds (%.4f -> %.4f); scores "
                         "stay uncalibrated", method, objective, before, after)
-            return
+            return predicted
         self.calibration = candidate
         candidate.save(path, self.labels.names)
         log.info("calibration: %s scaling fitted on dev (ECE %.4f -> %.4f; dev %s-F1 at tuned thresholds "
                  "%.4f -> %.4f)", method, expected_calibration_error(y_dev, raw),
                  expected_calibration_error(y_dev, candidate.apply(raw)), objective, before, after)
+        return dict(predicted, scores=candidate.apply(raw), uncalibrated_scores=raw)
 
     def _tuned_f1(self, y, scores) -> float:
         """The objective's F1 on (y, scores) at thresholds tuned on them with the run's rule."""
         th = self.config.thresholds
-        rule = tune_thresholds(y, scores, th.threshold_strategy, th.threshold, th.min_dev_positives, th.at_least_one,
-                               th.threshold_objective, th.threshold_prior_positives)
+        rule = tune_by(th, y, scores)
         decisions = final_decisions({"scores": scores}, rule.values, rule.at_least_one).numpy()
         return multilabel_metrics(y, scores, decisions, self.labels.names)[f"{th.threshold_objective}_f1"]
 
@@ -139,15 +147,15 @@ class Run:
         predicted = self.infer(texts)
         return prediction_rows(predicted["scores"], self.decisions(predicted), self.labels.names)
 
-    def tune_thresholds(self, dev: Examples) -> dict:
+    def tune_thresholds(self, dev: Examples, predicted: dict | None = None) -> dict:
         """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics.
-        A head that decodes label sets has no thresholds: this only measures it on dev."""
+        A head that decodes label sets has no thresholds: this only measures it on dev. `predicted`:
+        `infer`'s outputs on dev, when the caller has them."""
         th = self.config.thresholds
-        y_dev, predicted = self.labels.multi_hot(dev.labels), self.infer(dev.texts)
+        y_dev = self.labels.multi_hot(dev.labels)
+        predicted = self.infer(dev.texts) if predicted is None else predicted
         if not self.model.head.decodes_labels:
-            self.thresholds = tune_thresholds(y_dev, predicted["scores"], th.threshold_strategy, th.threshold,
-                                              th.min_dev_positives, th.at_least_one, th.threshold_objective,
-                                              th.threshold_prior_positives)
+            self.thresholds = tune_by(th, y_dev, predicted["scores"])
             self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
         return self._metrics(y_dev, predicted)
 
@@ -446,8 +454,7 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         return None
 
     run = Run(run_dir, cfg, labels, pre, model, thresholds=None)
-    run.calibrate(dev_ex)
-    dev_metrics = run.tune_thresholds(dev_ex)
+    dev_metrics = run.tune_thresholds(dev_ex, run.calibrate(dev_ex))
     write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
     print(format_metrics(dev_metrics, "dev (thresholds tuned here)"), flush=True)
     if test_ex is not None:
@@ -485,8 +492,7 @@ def fit_baseline(cfg: RunConfig, train_ex: Examples, dev_ex: Examples, test_ex: 
     th = cfg.thresholds
     y_dev, dev_scores = labels.multi_hot(dev_ex.labels), model.scores(dev_ex.texts)
     log.info("baseline: tuning the TF-IDF + LR thresholds on dev with the run's rule")
-    rule = tune_thresholds(y_dev, dev_scores, th.threshold_strategy, th.threshold, th.min_dev_positives,
-                           th.at_least_one, th.threshold_objective, th.threshold_prior_positives)
+    rule = tune_by(th, y_dev, dev_scores)
 
     def metrics(y, scores):
         decisions = final_decisions({"scores": scores}, rule.values, rule.at_least_one).numpy()

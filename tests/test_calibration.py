@@ -65,41 +65,54 @@ def test_the_tensorflow_map_equals_numpys_and_the_file_round_trips(tmp_path):
         fit_calibration(np.zeros((2, 1)), np.zeros((2, 1)), "isotonic")
 
 
-def test_a_run_fits_it_on_dev_reports_ece_before_and_after_and_serves_it(demo_run_dir):
-    """The session's TextCNN run (default --calibration temperature): calibration.json, ECE before and
-    after in metrics.json, calibrated scores from `infer`; the export applies it (conftest's
-    export-parity check compares served scores with the calibrated in-process ones)."""
-    from classifier_multi_label import load_run
-
-    config = json.loads((demo_run_dir / "config.json").read_text())
-    assert config["thresholds"]["calibration"] == "temperature"
-    metrics = json.loads((demo_run_dir / "metrics.json").read_text())
-    export = json.loads((demo_run_dir / "export" / "1" / "assets.extra" / "export.json").read_text())
-    run = load_run(str(demo_run_dir))
-    assert run.calibration is not None and run.calibration.method == "temperature"
-    assert export["calibration"] == "temperature" and (demo_run_dir / "export" / "1" / "assets.extra" /
-                                                       "calibration.json").exists()
-    assert 0.0 <= metrics["ece"] <= 1.0 and 0.0 <= metrics["ece_uncalibrated"] <= 1.0
-    predicted = run.infer(["制热很快", "声音很大"])
-    np.testing.assert_allclose(predicted["scores"], run.calibration.apply(predicted["uncalibrated_scores"]),
-                               atol=1e-6)
-
-
-def test_a_calibration_that_lowers_dev_f1_is_dropped(demo_run_dir, tmp_path, monkeypatch, caplog):
-    import shutil
-
+def review_examples():
     from conftest import REVIEWS
+
+    from classifier_multi_label.data import examples_from
+
+    return examples_from(([t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]), "dev")
+
+
+def copied_run(demo_run_dir, tmp_path, monkeypatch, slope):
+    """A copy of the session's TextCNN run whose calibration fit returns `slope` for every label."""
+    import shutil
 
     import classifier_multi_label.run as run_lib
     from classifier_multi_label import load_run
-    from classifier_multi_label.data import examples_from
 
-    shutil.copytree(demo_run_dir, tmp_path / "run")
+    shutil.copytree(demo_run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("export"))
     run = load_run(str(tmp_path / "run"))
     n = len(run.labels)
-    # A map that reverses every label's order: at any threshold it can only lower dev F1.
-    monkeypatch.setattr(run_lib, "fit_calibration", lambda y, s, m: Calibration(m, -np.ones(n), np.zeros(n)))
+    monkeypatch.setattr(run_lib, "fit_calibration", lambda y, s, m: Calibration(m, np.full(n, slope), np.zeros(n)))
+    return run
+
+
+def test_a_kept_calibration_is_in_the_metrics_and_the_export(demo_run_dir, tmp_path, monkeypatch):
+    """One temperature for every label keeps every ranking, across labels too, so dev F1 at tuned
+    thresholds is unchanged and the map is kept; the export serves the calibrated scores."""
+    from conftest import assert_export_parity
+
+    from classifier_multi_label_textcnn import TextCNNHead
+
+    assert json.loads((demo_run_dir / "config.json").read_text())["thresholds"]["calibration"] == "temperature"
+    run = copied_run(demo_run_dir, tmp_path, monkeypatch, 0.5)
+    dev = review_examples()
+    predicted = run.calibrate(dev)
+    assert run.calibration is not None and (tmp_path / "run" / "calibration.json").exists()
+    np.testing.assert_allclose(predicted["scores"], run.calibration.apply(predicted["uncalibrated_scores"]), atol=1e-6)
+    run.tune_thresholds(dev, predicted)
+    metrics = run.evaluate(dev)
+    assert metrics["ece"] != metrics["ece_uncalibrated"]
+    run.export(str(tmp_path / "run" / "export"))
+    info = json.loads((tmp_path / "run" / "export" / "1" / "assets.extra" / "export.json").read_text())
+    assert info["calibration"] == "temperature"
+    assert (tmp_path / "run" / "export" / "1" / "assets.extra" / "calibration.json").exists()
+    assert_export_parity(tmp_path / "run", TextCNNHead, "classifier_multi_label_textcnn")  # calibrated, served
+
+
+def test_a_calibration_that_lowers_dev_f1_is_dropped(demo_run_dir, tmp_path, monkeypatch, caplog):
+    run = copied_run(demo_run_dir, tmp_path, monkeypatch, -1.0)  # reverses every order: only worse
     with caplog.at_level("WARNING"):
-        run.calibrate(examples_from(([t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]), "dev"))
+        predicted = run.calibrate(review_examples())
     assert run.calibration is None and not (tmp_path / "run" / "calibration.json").exists()
-    assert "scores stay uncalibrated" in caplog.text
+    assert "scores stay uncalibrated" in caplog.text and "uncalibrated_scores" not in predicted

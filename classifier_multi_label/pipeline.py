@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import UserError
-from .tokenization import special_token_id
+from .tokenization import in_graph, special_token_id
 
 
 def epoch_order(texts, batch_size: int, seed: int, epoch: int, pool_batches: int = 50,
@@ -107,7 +107,7 @@ def traced(preprocessor):
     tracing the tokenizer's graph is what takes the time."""
     fn = _TRACED.get(preprocessor)
     if fn is None:
-        fn = _TRACED[preprocessor] = tf.function(preprocessor, input_signature=[tf.TensorSpec([None], tf.string)])
+        fn = _TRACED[preprocessor] = in_graph(preprocessor)
     return fn
 
 

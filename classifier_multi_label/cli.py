@@ -1,6 +1,6 @@
 """Command-line entry points shared by every package: each package's train.py, eval.py, predict.py,
-export.py and check_data.py is a few lines naming its head and calling one of these; ``python -m
-classifier_multi_label {train,eval,predict,export,check-data} --head NAME ...`` (or the
+export.py, report.py and check_data.py is a few lines naming its head and calling one of these; ``python -m
+classifier_multi_label {train,eval,predict,export,report,check-data} --head NAME ...`` (or the
 ``classifier-multi-label`` console script) reaches the same functions for any registered head.
 
 Parsing and ``--help`` import no TensorFlow. Errors of the project's user-error type
@@ -28,7 +28,7 @@ from .files import check_output_dir, check_output_file, open_output
 
 log = logging.getLogger("classifier_multi_label")
 USER_ERRORS = (UserError, FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-COMMANDS = ("train", "eval", "predict", "export", "check-data")
+COMMANDS = ("train", "eval", "predict", "export", "report", "check-data")
 # TensorFlow's C++ start-up lines (absl logs them before TF_CPP_MIN_LOG_LEVEL applies): not for users.
 TF_CHATTER = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuda_executor|cuInit|cpu_feature_guard|"
                         r"oneDNN custom operations|TF-TRT|Unable to register cu|computation_placer|"
@@ -145,6 +145,23 @@ def evaluate(head, package: str | None = None, argv=None):
     print(format_metrics(metrics, f"{args.test_file}"))
     if args.output:
         write_json(args.output, {"file": args.test_file, **metrics})
+
+
+@_user_errors
+def report(head, package: str | None = None, argv=None):
+    """`<package>/report.py --model-dir D [--test-file F] [--output FILE]`: rebuild a run's report.html."""
+    parser, package = _model_dir_parser(head, package, "report", "Build a trained run's report.html: learning "
+                                        "curves, per-label metrics and thresholds, precision-recall, calibration, "
+                                        "co-occurrence, confused pairs, largest errors, likely label errors.")
+    parser.add_argument("--test-file", metavar="FILE",
+                        help="labelled data to report on (default: the run's --test-file, if it had one)")
+    parser.add_argument("--output", metavar="FILE", help="where to write the page (default: <model-dir>/report.html)")
+    args = parser.parse_args(argv)
+    if args.output:
+        check_output_file(args.output, "--output", "report.html")
+    _setup_logging()
+    run = _load(args.model_dir, package)
+    print(run.report(test=args.test_file, out=args.output))
 
 
 def read_texts(path: str, encoding: str = "utf-8") -> list:
@@ -307,8 +324,9 @@ def check_data(head=None, package: str | None = None, argv=None):
 
 
 def main(argv=None):
-    """`python -m classifier_multi_label {train,eval,predict,export,check-data} --head NAME ...`: any registered head's
-    commands (eval, predict and export read the head from the run folder; --head is checked against it)."""
+    """`python -m classifier_multi_label {train,eval,predict,export,report,check-data} --head NAME ...`: any
+    registered head's commands (eval, predict, export and report read the head from the run folder; --head is
+    checked against it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m classifier_multi_label", add_help=False, allow_abbrev=False,
                                      description="Train, evaluate, predict with and export multi-label text "
@@ -325,6 +343,6 @@ def main(argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    entry = {"train": train, "eval": evaluate, "predict": predict, "export": export,
+    entry = {"train": train, "eval": evaluate, "predict": predict, "export": export, "report": report,
              "check-data": check_data}[args.command]
     entry(args.head, package, rest)

@@ -149,6 +149,8 @@ class TrainConfig(_Freezable):
     strategy: str = option("auto", "tf.distribute strategy; multi_worker reads TF_CONFIG", STRATEGIES)
     resume: bool = option(False, "continue the run in --output-dir from its last checkpoint")
     export: bool = option(True, "export a SavedModel to <output-dir>/export/<version> after training")
+    report: bool = option(True, "write report.html (figures, per-label tables, largest errors, likely label "
+                                "errors) to the run folder after training")
     export_tokenizer: str = option("auto", "the exported graph's tokenizer; auto: core TensorFlow ops when they "
                                            "give the same token ids", TOKENIZERS)
     baseline: str = option("auto", "fit TF-IDF + logistic regression beside the model and compare; auto: when "
@@ -413,8 +415,8 @@ def parse_config(argv, package: str, head_config_cls=None, description: str = ""
 # What `--resume` may change in a run that has started: how thresholds are tuned and what is
 # exported happen after training; the strategy and XLA change how, not what, is computed. Every
 # other option differing from the saved run is refused, naming the flag.
-RESUME_MAY_CHANGE = ("thresholds.", "train.export", "train.export_tokenizer", "train.baseline", "train.strategy",
-                     "train.resume", "train.jit_compile", "output_dir")
+RESUME_MAY_CHANGE = ("thresholds.", "train.export", "train.export_tokenizer", "train.report", "train.baseline",
+                     "train.strategy", "train.resume", "train.jit_compile", "output_dir")
 
 
 def resume_changes(given: RunConfig, saved: RunConfig) -> dict:

@@ -174,6 +174,13 @@ class Run:
             out["ece_uncalibrated"] = expected_calibration_error(y_true, predicted["uncalibrated_scores"])
         return out
 
+    def report(self, test=None, out: str | None = None) -> str:
+        """Writes report.html (or `out`) for this run and returns its path (see `reporting.build_report`):
+        `test` replaces the run's --test-file (a path or any shape `evaluate` takes)."""
+        from .reporting import build_report
+
+        return build_report(self, test=test, out=out)
+
     def export(self, export_dir: str, version: int | None = None, tokenizer: str | None = None) -> str:
         """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`)."""
         extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "dev_metrics.json",
@@ -474,8 +481,22 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
             log.warning(line)
     if t.export:
         print(f"exported {run.export(os.path.join(run_dir, 'export'))}", flush=True)
+    if t.report:
+        _write_report(run, train_ex, dev_ex, test_ex)
     print(f"run folder: {run_dir}", flush=True)
     return run
+
+
+def _write_report(run: Run, train_ex: Examples, dev_ex: Examples, test_ex: Examples | None):
+    """report.html at the end of training. The model is saved by then: a failure here is logged with
+    its traceback and the command to rebuild the page, and does not undo the run."""
+    from .reporting import build_report
+
+    try:
+        print(f"report: {build_report(run, splits=(train_ex, dev_ex, test_ex))}", flush=True)
+    except Exception:
+        log.exception("report.html could not be built; the run itself is complete. Rebuild it with "
+                      "python %s/report.py --model-dir %s", run.config.package.replace(".", "/"), run.dir)
 
 
 def fit_baseline(cfg: RunConfig, train_ex: Examples, dev_ex: Examples, test_ex: Examples | None,

@@ -242,7 +242,8 @@ class Trainer:
             train_time = time.time() - start
             record = {"epoch": epoch + 1, "train_loss": loss_sum / steps if steps else float("nan"),
                       "train_seconds": round(train_time, 2),
-                      "train_examples_per_s": round((seen - seen_before) / train_time, 1)}
+                      "train_examples_per_s": round((seen - seen_before) / train_time, 1),
+                      "learning_rate": float(self.optimizer.learning_rate)}  # the encoder's, after the epoch
             if chief:
                 self._evaluate(dev_inputs, y_dev, record, writers["dev"], best_path)
                 history.append(record)

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import pathlib
 import runpy
 import select
 import subprocess
@@ -23,17 +24,19 @@ SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-# A model small enough that a subprocess trains, evaluates and exports in seconds.
-TINY = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--num-heads", "2",
+# A model small enough that a subprocess trains, evaluates and exports in seconds. TINY leaves
+# report.html out (a few seconds of figures per run); the session's shared runs write it.
+TINY_MODEL = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--num-heads", "2",
         "--intermediate-dim", "32", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
         "--epochs", "2", "--learning-rate", "1e-3",
         "--precision", "float32",  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
         "--no-jit-compile"]  # XLA compiles each batch shape: most of a tiny run (one test trains with XLA)
+TINY = TINY_MODEL + ["--no-report"]
 
 # TINY as keyword arguments of the Python API.
 TINY_OPTIONS = dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32, vocab_size=300,
                     max_seq_length=32, batch_size=8, epochs=2, learning_rate=1e-3, precision="float32",
-                    jit_compile=False)
+                    jit_compile=False, report=False)
 
 REVIEWS = [  # (text, labels): a small hellonlp-style set
     ("制热很快，房间很暖和", ["制热"]), ("声音很大，晚上睡不着", ["噪音"]), ("外观漂亮，颜值高", ["外观"]),
@@ -185,16 +188,41 @@ def assert_export_parity(run_dir, head_cls, package, atol=1e-5):
         assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
 
 
+REPORT_SECTIONS = ("summary", "curves", "labels", "pr", "calibration", "cooccurrence", "confused", "losses",
+                   "label-errors", "lengths", "data")
+
+
+def assert_report(run_dir, path=None) -> str:
+    """The run's report.html (or `path`): every section, every figure a PNG that decodes, the CJK font
+    inline, the label names in the page. -> its text."""
+    import base64
+    import re
+
+    from matplotlib import image
+
+    html = (pathlib.Path(path) if path else pathlib.Path(run_dir) / "report.html").read_text(encoding="utf-8")
+    assert all(f'id="{s}"' in html for s in REPORT_SECTIONS)
+    pngs = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(pngs) >= 5 and len(pngs) == html.count("<img ")
+    for png in pngs:
+        assert image.imread(io.BytesIO(base64.b64decode(png)), format="png").shape[0] > 50
+    names = (pathlib.Path(run_dir) / "labels.txt").read_text(encoding="utf-8").split()
+    assert all(name in html for name in names)
+    assert '@font-face { font-family: "Report Sans SC"; src: url(data:font/otf;base64,' in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing fetched
+    return html
+
+
 @pytest.fixture(scope="session")
 def sigmoid_run_dir(tmp_path_factory):
     """One tiny baseline (sigmoid head) run, trained once per test session by its train.py command on
     train, dev and test files of the small review set: two epochs (two checkpoints), exported. Tests
-    that change a run folder work on a copy."""
+    that change a run folder work on a copy. It writes report.html, as train.py does by default."""
     d = tmp_path_factory.mktemp("sigmoid")
     train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
                         for split in ("train", "dev", "test"))
     proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--dev-file", dev,
-                       "--test-file", test, "--output-dir", d / "run", *TINY)
+                       "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return d / "run"
 
@@ -207,7 +235,7 @@ def denses_run_dir(tmp_path_factory):
     train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
                         for split in ("train", "dev", "test"))
     proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", train, "--dev-file", dev,
-                       "--test-file", test, "--output-dir", d / "run", *TINY)
+                       "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return d / "run"
 
@@ -215,8 +243,8 @@ def denses_run_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run_dir(tmp_path_factory):
     """One tiny TextCNN run on the small review set, trained once per test session through the Python
-    API (its encoder pre-trained first, exported too), for tests and docstring examples that need a
-    trained run and do not change it."""
+    API (its encoder pre-trained first, exported, its report written), for tests and docstring
+    examples that need a trained run and do not change it."""
     import pandas as pd
 
     import classifier_multi_label as cml
@@ -226,5 +254,5 @@ def demo_run_dir(tmp_path_factory):
     dev = pd.DataFrame({"text": texts, "labels": labels})  # each shape the API accepts: lists, a DataFrame
     cml.train("textcnn", train=(texts * 3, labels * 3), dev=dev, test=(texts, labels),
               output_dir=str(run_dir), filter_sizes=[2, 3], num_filters=8, baseline="none", pretrain_epochs=2,
-              **TINY_OPTIONS)
+              **dict(TINY_OPTIONS, report=True))
     return run_dir

@@ -282,8 +282,8 @@ def test_the_python_snippet_runs_for_every_head(name, tmp_path):
 def test_declared_choices_hold_for_python_keywords_too(tmp_path):
     with pytest.raises(ValueError, match="--loss 'bce2': use bce, focal, asl"):
         cml.train("textcnn", loss="bce2", output_dir=str(tmp_path / "a"))
-    with pytest.raises(ValueError, match="--pooling 'max': use auto, cls, mean, attention"):
-        cml.train("sigmoid", pooling="max", output_dir=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="--pooling 'sum': use auto, cls, mean, max, attention"):
+        cml.train("sigmoid", pooling="sum", output_dir=str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

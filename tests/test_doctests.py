@@ -10,7 +10,7 @@ import pytest
 
 PACKAGES = ["classifier_multi_label", "classifier_multi_label_textcnn", "classifier_multi_label_denses",
             "classifier_multi_label_seq2seq", "contrib.label_mask", "contrib.prototype_contrastive"]
-ENTRY_POINTS = {"train", "eval", "predict", "export", "__main__"}
+ENTRY_POINTS = {"train", "eval", "predict", "export", "report", "check_data", "__main__"}
 # Modules whose examples may carry `# doctest: +SKIP`, and why.
 MAY_SKIP = {
     "classifier_multi_label.client": "needs a running TF Serving server",
@@ -43,7 +43,7 @@ def namespace(demo_run_dir, tmp_path_factory):
             "backbone": run.model.backbone, "preprocessor": run.preprocessor,
             "tiny_model": dict(embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
                                vocab_size=300, max_seq_length=32, batch_size=8, precision="float32",
-                               jit_compile=False, baseline="none", export=False)}
+                               jit_compile=False, baseline="none", export=False, report=False)}
 
 
 @pytest.mark.parametrize("name", modules())

@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_command
+from conftest import TINY_MODEL, assert_export_parity, assert_report, run_command
 
 from classifier_multi_label.model import MultiLabelClassifier
 from classifier_multi_label.tokenization import TextPreprocessor
@@ -151,7 +151,7 @@ def test_commands_and_export(tiny_data, tmp_path):
     """Trained with top-p decoding, so the export runs the iterative passes in the graph."""
     run_dir = tmp_path / "run"
     proc = run_command("contrib/label_mask/train.py", "--train-file", tiny_data["train"], "--dev-file",
-                       tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY,
+                       tiny_data["dev"], "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY_MODEL,
                        "--decoding", "top_p")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
@@ -162,3 +162,4 @@ def test_commands_and_export(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask")
+    assert_report(run_dir)  # its scores come from the iterative decoding passes

@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_command
+from conftest import TINY_MODEL, assert_export_parity, assert_report, run_command
 
 from classifier_multi_label.losses import bce
 from classifier_multi_label.model import MultiLabelClassifier
@@ -108,6 +108,8 @@ def check_commands(package, head_cls, run_dir, test_file, tmp_path):
     proc = run_command(f"{other}/eval.py", "--model-dir", run_dir, "--test-file", test_file)
     assert proc.returncode == 2 and f"was trained by {package}" in proc.stderr
     assert_export_parity(run_dir, head_cls, package)
+    html = assert_report(run_dir)  # written by train.py by default
+    assert ("beam" in html) == head_cls.decodes_labels  # seq2seq's scores are its beam's marginals, said so
 
 
 @pytest.mark.parametrize("package", SIBLINGS)
@@ -115,7 +117,7 @@ def test_package_commands_save_load_and_export(package, tiny_data, tmp_path):
     head_cls, extra = SIBLINGS[package]
     run_dir = tmp_path / "run"
     proc = run_command(f"{package}/train.py", "--train-file", tiny_data["train"], "--dev-file", tiny_data["dev"],
-                       "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY, *extra)
+                       "--test-file", tiny_data["test"], "--output-dir", run_dir, *TINY_MODEL, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((run_dir / "config.json").read_text())["package"] == package
     check_commands(package, head_cls, run_dir, tiny_data["test"], tmp_path)

@@ -216,7 +216,16 @@ def predict(head, package: str | None = None, argv=None):
     parser.add_argument("--input", default="-", metavar="FILE",
                         help="a text file (one text per line), a data file, or - for stdin (default: -)")
     parser.add_argument("--output", metavar="FILE", help="write JSON lines here (default: standard output)")
+    parser.add_argument("--explain", action="store_true",
+                        help="with --model-dir: add each predicted label's integrated-gradients attributions over "
+                             "the text's words (\"explanations\"; docs/explain.md)")
+    parser.add_argument("--ig-steps", type=int, default=32, metavar="N",
+                        help="with --explain: interpolation steps of integrated gradients (default: 32)")
+    parser.add_argument("--ig-baseline", choices=("pad", "mask"), default="pad",
+                        help="with --explain: the token that replaces the text in the baseline (default: pad)")
     args = parser.parse_args(argv)
+    if args.explain and not args.model_dir:
+        parser.error("--explain needs --model-dir (a served model returns scores only)")
     if args.output:
         check_output_file(args.output, "--output", "predictions.jsonl")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
@@ -235,6 +244,9 @@ def predict(head, package: str | None = None, argv=None):
                      else GrpcClient(args.grpc, args.model_name, **options))
     texts = read_texts(args.input)
     rows = predictor.predict(texts)
+    if args.explain:  # the attributions of each text's predicted labels, in the order of "labels"
+        for row, explained in zip(rows, predictor.explain(texts, steps=args.ig_steps, baseline=args.ig_baseline)):
+            row["explanations"] = explained["labels"]
     out = open_output(args.output) if args.output else sys.stdout
     try:
         for text, result in zip(texts, rows):

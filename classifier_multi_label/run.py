@@ -174,6 +174,17 @@ class Run:
             out["ece_uncalibrated"] = expected_calibration_error(y_true, predicted["uncalibrated_scores"])
         return out
 
+    def explain(self, texts, labels=None, steps: int = 32, baseline: str = "pad") -> list:
+        """Integrated-gradients attributions per text and label (`explain.Explainer`): for each
+        text, its predicted labels (or `labels`) with score, logit difference from the baseline and
+        [{"span", "start", "end", "attribution"}] over the words of the original string."""
+        from .explain import Explainer
+
+        key = (int(steps), baseline)
+        if getattr(self, "_explainer", None) is None or self._explainer_key != key:
+            self._explainer, self._explainer_key = Explainer(self, steps, baseline), key
+        return self._explainer.explain(texts, labels)
+
     def report(self, test=None, out: str | None = None) -> str:
         """Writes report.html (or `out`) for this run and returns its path (see `reporting.build_report`):
         `test` replaces the run's --test-file (a path or any shape `evaluate` takes)."""

@@ -34,7 +34,7 @@ BASELINES = ("auto", "tfidf", "none")
 THRESHOLD_STRATEGIES = ("auto", "fixed", "global", "per_label")
 OBJECTIVES = ("micro", "macro", "samples")
 CALIBRATIONS = ("none", "temperature", "platt")
-POOLINGS = ("auto", "cls", "mean", "max", "attention")
+POOLINGS = ("auto", "cls", "mean", "max", "attention", "label")
 
 
 def option(default=None, help: str = "", choices=None, factory=None, minimum=None, maximum=None,

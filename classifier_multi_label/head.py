@@ -135,6 +135,12 @@ def resolve_pooling(pooling: str, pretrained: bool) -> str:
     return pooling
 
 
+def pooling_layer(pooling: str, num_labels: int) -> "Pooling":
+    """The `Pooling` of a pooled head from its --pooling (a training run resolves `auto` from the
+    encoder before; a head built by hand takes `cls` for it)."""
+    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels)
+
+
 class Pooling(keras.layers.Layer):
     """One vector per text from the encoder's outputs: [batch, hidden].
 
@@ -144,6 +150,9 @@ class Pooling(keras.layers.Layer):
       convolutions): each dimension can act as a detector that fires on one token anywhere.
     - ``attention``: a learned softmax weighting of the real tokens' states (one learned query:
       weight_t = softmax_t(w . h_t + b)), so the head can pick the tokens that carry the labels.
+    - ``label``: one such attention per label (label-wise attention, as CAML and LSAN): a vector per
+      text *and label*, [batch, num_labels, hidden], so each label reads its own tokens; the head
+      then scores each label's vector with that label's own weights (`LabelwiseDense`).
 
     Example:
         >>> pool = Pooling("mean")
@@ -152,13 +161,16 @@ class Pooling(keras.layers.Layer):
         [[2.0]]
     """
 
-    def __init__(self, mode: str = "cls", **kw):
+    def __init__(self, mode: str = "cls", num_labels: int | None = None, **kw):
         super().__init__(name=kw.pop("name", "pooling"), **kw)
         if mode not in POOLINGS:
             raise UserError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
                              "training run from the encoder)")
+        if mode == "label" and not num_labels:
+            raise ValueError("Pooling('label') needs num_labels")
         self.mode = mode
-        self.score = keras.layers.Dense(1, name="attention_score") if mode == "attention" else None
+        queries = {"attention": 1, "label": num_labels}.get(mode)  # one learned query per output vector
+        self.score = keras.layers.Dense(queries, name="attention_score") if queries else None
 
     def call(self, encoder_outputs, padding_mask):
         if self.mode == "cls":
@@ -171,10 +183,30 @@ class Pooling(keras.layers.Layer):
         if self.mode == "max":
             lowest = ops.cast(ops.min(x), x.dtype)  # padding never wins the max, even over negative states
             return ops.max(ops.where(real[:, :, None], x, lowest), axis=1)  # [batch, hidden]
-        logits = ops.squeeze(self.score(x), -1)  # [batch, length]
-        logits = ops.where(real, ops.cast(logits, "float32"), -1e9)  # softmax in float32, padding excluded
-        weights = ops.cast(ops.softmax(logits, axis=-1), x.dtype)  # [batch, length]
-        return ops.einsum("bl,blh->bh", weights, x)  # [batch, hidden]
+        logits = ops.cast(self.score(x), "float32")  # [batch, length, queries]: softmax in float32
+        logits = ops.where(real[:, :, None], logits, -1e9)  # padding excluded
+        weights = ops.cast(ops.softmax(logits, axis=1), x.dtype)  # [batch, length, queries]
+        pooled = ops.einsum("blq,blh->bqh", weights, x)  # [batch, queries, hidden]
+        return pooled if self.mode == "label" else pooled[:, 0]  # [batch, labels, hidden] | [batch, hidden]
+
+
+class LabelwiseDense(keras.layers.Layer):
+    """Per-label output weights over per-label vectors: [batch, labels, hidden] -> [batch, labels,
+    units], label c scored only from its own vector with its own kernel [hidden, units] (what
+    `label` pooling feeds; BERT's truncated-normal 0.02 init and a zero bias, as `logits_layer`)."""
+
+    def __init__(self, units: int, **kw):
+        super().__init__(name=kw.pop("name", "logits"), **kw)
+        self.units = int(units)
+
+    def build(self, input_shape):
+        labels, hidden = int(input_shape[-2]), int(input_shape[-1])
+        self.kernel = self.add_weight(shape=(labels, hidden, self.units), name="kernel",
+                                      initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+        self.bias = self.add_weight(shape=(labels, self.units), name="bias", initializer="zeros")
+
+    def call(self, x):
+        return ops.einsum("bch,chu->bcu", x, ops.cast(self.kernel, x.dtype)) + ops.cast(self.bias, x.dtype)
 
 
 class PooledHead(Head):
@@ -186,19 +218,21 @@ class PooledHead(Head):
 
     def __init__(self, num_labels: int, **options):
         super().__init__(num_labels, **options)
-        self.pooling = Pooling(resolve_pooling(self.opts.pooling, pretrained=True))
+        self.pooling = pooling_layer(self.opts.pooling, num_labels)
         self.dropout = keras.layers.Dropout(self.opts.dropout)
-        self.dense = logits_layer(num_labels)
+        self.dense = LabelwiseDense(1) if self.pooling.mode == "label" else logits_layer(num_labels)
 
     def features(self, encoder_outputs, padding_mask):
-        return self.pooling(encoder_outputs, padding_mask)  # [batch, hidden]
+        return self.pooling(encoder_outputs, padding_mask)  # [batch, hidden] ([batch, labels, hidden]: label)
 
     def feature_dim(self, encoder_outputs_shape) -> int:
         return int(encoder_outputs_shape["pooled_output"][-1])
 
     def call(self, encoder_outputs, padding_mask, training=None):
-        h = self.features(encoder_outputs, padding_mask)  # [batch, hidden]
-        return self.dense(self.dropout(h, training=training))  # logits: [batch, num_labels]
+        h = self.dropout(self.features(encoder_outputs, padding_mask), training=training)
+        if self.pooling.mode == "label":
+            return self.dense(h)[..., 0]  # logits: [batch, num_labels]
+        return self.dense(h)  # logits: [batch, num_labels]
 
 
 class TextCNNHead(Head):

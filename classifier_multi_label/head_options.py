@@ -13,8 +13,9 @@ from .config import POOLINGS, option
 class PooledOptions:
     dropout: float = option(0.1, "dropout on the pooled text vector")
     pooling: str = option("auto", "the text vector: the [CLS] state, the mean or per-dimension max of the "
-                                  "tokens, or a learned attention over them; auto: cls over a pretrained "
-                                  "encoder, attention from scratch", POOLINGS)
+                                  "tokens, a learned attention over them, or one attention per label "
+                                  "(label); auto: cls over a pretrained encoder, attention from scratch",
+                          POOLINGS)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The multi-dense head (docs/algorithms.md §1.7): one 2-way softmax per label.
 
 pooled text vector [batch, hidden] (`--pooling`, as the baseline's) -> dropout -> Dense(2 * num_labels)
--> reshape [batch, num_labels, 2].
+-> reshape [batch, num_labels, 2] (with `--pooling label`, one vector per label, each scored by its own
+Dense(2)).
 Training minimises the 2-way categorical cross-entropy of every label, averaged over labels. Since
 softmax([z0, z1])[1] = sigmoid(z1 - z0), that is exactly binary cross-entropy on the per-label logit
 z1 - z0, which `logits` returns; so the positive-class probability feeds the same metrics,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from classifier_multi_label.head import Head, Pooling, logits_layer, resolve_pooling
+from classifier_multi_label.head import Head, LabelwiseDense, logits_layer, pooling_layer
 
 from .options import DensesOptions
 
@@ -30,12 +31,14 @@ class DensesHead(Head):
 
     def __init__(self, num_labels: int, **options):
         super().__init__(num_labels, **options)
-        self.pooling = Pooling(resolve_pooling(self.opts.pooling, pretrained=True))  # a run resolves auto first
+        self.pooling = pooling_layer(self.opts.pooling, num_labels)
         self.dropout = keras.layers.Dropout(self.opts.dropout)
-        self.dense = logits_layer(2 * num_labels)
+        self.dense = LabelwiseDense(2) if self.pooling.mode == "label" else logits_layer(2 * num_labels)
 
     def call(self, encoder_outputs, padding_mask, training=None):
-        h = self.dropout(self.pooling(encoder_outputs, padding_mask), training=training)  # [batch, hidden]
+        h = self.dropout(self.pooling(encoder_outputs, padding_mask), training=training)  # [batch, (labels,) hidden]
+        if self.pooling.mode == "label":
+            return self.dense(h)  # [batch, num_labels, 2]: each label from its own vector
         return ops.reshape(self.dense(h), (-1, self.num_labels, 2))  # [batch, num_labels, 2]
 
     def logits(self, outputs):

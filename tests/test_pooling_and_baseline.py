@@ -1,4 +1,4 @@
-"""--pooling (cls, mean, max, attention; auto resolved from the encoder) and the TF-IDF baseline guard."""
+"""--pooling (cls, mean, max, attention, label; auto resolved from the encoder) and the TF-IDF baseline guard."""
 
 import numpy as np
 import pytest
@@ -20,18 +20,19 @@ def test_cls_pooling_is_the_backbones_pooled_output():
     np.testing.assert_array_equal(Pooling("cls")(outputs(), MASK).numpy(), np.full([2, 4], 7.0))
 
 
-@pytest.mark.parametrize("mode", ["mean", "max", "attention"])
+@pytest.mark.parametrize("mode", ["mean", "max", "attention", "label"])
 def test_pooling_reads_only_the_real_tokens(mode):
-    pool = Pooling(mode)
-    before = pool(outputs(), MASK).numpy()
+    pool = Pooling(mode, num_labels=3)
+    before = pool(outputs(), MASK).numpy()  # [batch, hidden]; label: [batch, 3, hidden]
     noisy = tf.where(tf.cast(MASK, bool)[:, :, None], SEQ, 100.0)  # whatever the encoder put at padding
     np.testing.assert_allclose(pool(outputs(noisy), MASK).numpy(), before, rtol=1e-6)
     if mode == "mean":
         np.testing.assert_allclose(before[0], SEQ.numpy()[0, :3].mean(0), rtol=1e-6)
     elif mode == "max":
         np.testing.assert_array_equal(before, np.stack([SEQ.numpy()[0, :3].max(0), SEQ.numpy()[1].max(0)]))
-    else:  # a convex combination of the real tokens: inside their range
+    else:  # a convex combination of the real tokens (per label for label): inside their range
         real = SEQ.numpy()[0, :3]
+        assert before.shape == ((2, 3, 4) if mode == "label" else (2, 4))
         assert np.all(before[0] >= real.min(0) - 1e-6) and np.all(before[0] <= real.max(0) + 1e-6)
 
 
@@ -57,11 +58,42 @@ def test_attention_pooling_learns_which_token_matters():
     assert accuracy > 0.95  # mean pooling dilutes the marked token among five noisy ones
 
 
+def test_label_pooling_gives_each_label_its_own_tokens():
+    """Two labels, each told by its own marked token at its own random position: one attention per
+    label learns to read each label's token (label c's weight peaks on c's marker), for the baseline's
+    sigmoid head and the multi-dense head alike."""
+    from classifier_multi_label_denses.model import DensesHead
+
+    rng = np.random.default_rng(1)
+    n, length = 256, 6
+    seq = rng.normal(0, 1, (n, length, 6)).astype("float32")
+    seq[:, :, [0, 2]] = 0.0
+    y = rng.integers(0, 2, (n, 2)).astype("float32")
+    where = np.stack([rng.permutation(length)[:2] for _ in range(n)])  # [n, 2]: distinct positions
+    for c in range(2):
+        seq[np.arange(n), where[:, c], 2 * c] = 1.0  # label c's marker ...
+        seq[np.arange(n), where[:, c], 2 * c + 1] = 4 * y[:, c] - 2  # ... and its value
+    x = {"sequence_output": tf.constant(seq), "pooled_output": tf.zeros([n, 6])}
+    mask = tf.ones([n, length], tf.int32)
+    for head in (PooledHead(2, dropout=0.0, pooling="label"), DensesHead(2, dropout=0.0, pooling="label")):
+        opt = tf.keras.optimizers.Adam(0.05)
+        for _ in range(150):
+            with tf.GradientTape() as tape:
+                logits = head.logits(head(x, mask, training=True))  # [n, 2]
+                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, logits))
+            opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+        accuracy = np.mean((head.logits(head(x, mask)).numpy() > 0) == (y > 0.5), axis=0)
+        assert accuracy.min() > 0.95, (type(head).__name__, accuracy)
+        weights = tf.nn.softmax(head.pooling.score(x["sequence_output"]), axis=1).numpy()  # [n, length, 2]
+        for c in range(2):
+            assert np.mean(weights[:, :, c].argmax(1) == where[:, c]) > 0.95
+
+
 def test_auto_pooling_depends_on_the_encoder():
     assert resolve_pooling("auto", pretrained=True) == "cls"
     assert resolve_pooling("auto", pretrained=False) == "attention"
     assert resolve_pooling("mean", pretrained=True) == "mean"
-    with pytest.raises(ValueError, match="--pooling 'sum': use auto, cls, mean, max, attention"):
+    with pytest.raises(ValueError, match="--pooling 'sum': use auto, cls, mean, max, attention, label"):
         resolve_pooling("sum", pretrained=False)
 
 

@@ -9,6 +9,8 @@ from typing import Optional
 from classifier_multi_label.config import POOLINGS, option
 
 CLASSIFIERS = ("pooled", "textcnn")
+# label-wise pooling gives a vector per text and label; the prototypes compare one vector per text
+POOLINGS_ONE_VECTOR = tuple(p for p in POOLINGS if p != "label")
 
 
 @dataclass
@@ -16,7 +18,8 @@ class PrototypeContrastiveOptions:
     classifier: str = option("pooled", "the classifier trained: the baseline's pooled head or TextCNN",
                              CLASSIFIERS)
     dropout: Optional[float] = option(None, "the classifier's dropout; none: its default (pooled 0.1, textcnn 0.5)")
-    pooling: str = option("auto", "pooled classifier only: as the baseline's --pooling", POOLINGS)
+    pooling: str = option("auto", "pooled classifier only: as the baseline's --pooling (one vector per "
+                                  "text, so not label)", POOLINGS_ONE_VECTOR)
     filter_sizes: list[int] = option(help="textcnn classifier only: convolution widths",
                                      factory=lambda: [2, 3, 4, 5, 6, 7])
     num_filters: int = option(128, "textcnn classifier only: filters per width")

@@ -142,7 +142,7 @@ def pooling_layer(pooling: str, num_labels: int) -> "Pooling":
 
 
 class Pooling(keras.layers.Layer):
-    """One vector per text from the encoder's outputs: [batch, hidden].
+    """One vector per text from the encoder's outputs: [batch, hidden] (`label`: one per text and label).
 
     - ``cls``: the backbone's pooled output (tanh(Dense) of the [CLS] state), as BERT and hellonlp.
     - ``mean``: the mean of the sequence output over the real tokens.

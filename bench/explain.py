@@ -1,15 +1,20 @@
-"""Integrated gradients on the demo model: does the top-attributed word of each correctly predicted
-aspect lie inside the phrase that produced it? The demo reviews are built from known phrases per
-aspect (scripts/make_demo_data.py), so the phrase of each label in a test text is known. A random
-word of the same text is the control. Also: completeness errors and texts/s.
+"""Integrated gradients: where the attributions land, and what they cost.
 
-    python bench/explain.py --model-dir RUN [--test-file F] [--steps 32]
+On the demo model: does the top-attributed word of each correctly predicted aspect lie inside the
+phrase that produced it? The demo reviews are built from known phrases per aspect
+(scripts/make_demo_data.py), so the phrase of each label in a test text is known. A random word of
+the same text is the control. On any run: completeness errors, `run.explain`'s texts/s, and the
+exported `explain` signature's texts/s at `--batch-size` texts per call (loaded from disk as TF
+Serving loads it), next to `serving_default`'s latency with and without the second signature.
+
+    python bench/explain.py --model-dir RUN [--test-file F] [--steps 32] [--batch-size 16]
 """
 
 import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -40,10 +45,13 @@ def main():
     p.add_argument("--model-dir", required=True)
     p.add_argument("--test-file", help="default: the run's --test-file")
     p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16, help="texts per call of the exported signature")
+    p.add_argument("--limit", type=int, default=None, help="explain only the first N test texts")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args()
     run = load_run(args.model_dir)
     test = _read(args.test_file or run.config.data.test_file, run.config)
+    test = test.subset(range(min(args.limit, len(test)))) if args.limit else test
     run.explain(test.texts[:1], steps=args.steps)  # trace once
     start = time.time()
     rows = run.explain(test.texts, steps=args.steps)
@@ -63,14 +71,45 @@ def main():
             hits += inside[top]
             random_hits += inside[int(rng.integers(len(inside)))]
             total += 1
-    out = {"model_dir": args.model_dir, "steps": args.steps, "texts": len(rows), "labels_checked": total,
-           "top_span_in_phrase": hits / total, "random_span_in_phrase": random_hits / total,
+    out = {"model_dir": args.model_dir, "steps": args.steps, "texts": len(rows),
+           "labels_explained": len(errors), "labels_checked": total,
+           "top_span_in_phrase": hits / total if total else None,
+           "random_span_in_phrase": random_hits / total if total else None,
            "completeness_error_max": float(np.max(errors)), "completeness_error_median": float(np.median(errors)),
            "relative_error_max": float(np.max(relative)), "texts_per_s": len(rows) / seconds}
+    out.update(served_cost(run, test.texts, args.steps, args.batch_size))
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(out, fh, indent=1)
+
+
+def served_cost(run, texts, steps: int, batch_size: int) -> dict:
+    """texts/s of the exported `explain` signature at `batch_size`, and `serving_default`'s p50 for
+    one text and for `batch_size` texts in exports with and without it."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = tf.saved_model.load(run.export(os.path.join(tmp, "plain"), explain=False))
+        full = tf.saved_model.load(run.export(os.path.join(tmp, "explain"), explain=True, ig_steps=steps))
+        batches = [tf.constant(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
+        explain = full.signatures["explain"]
+        explain(text=batches[0])  # the first call builds the graph's kernels
+        start = time.perf_counter()
+        for batch in batches:
+            explain(text=batch)["attributions"].numpy()
+        out = {"batch_size": batch_size, "served_explain_texts_per_s": len(texts) / (time.perf_counter() - start)}
+        for name, model in (("without_explain", plain), ("with_explain", full)):
+            serve = model.signatures["serving_default"]
+            for size in (1, batch_size):
+                batch = tf.constant(texts[:size])
+                times = []
+                for _ in range(50):
+                    start = time.perf_counter()
+                    serve(text=batch)["scores"].numpy()
+                    times.append(time.perf_counter() - start)
+                out[f"serving_default_p50_ms_batch{size}_{name}"] = 1000 * float(np.median(times[5:]))
+    return out
 
 
 if __name__ == "__main__":

@@ -219,13 +219,11 @@ def predict(head, package: str | None = None, argv=None):
     parser.add_argument("--explain", action="store_true",
                         help="with --model-dir: add each predicted label's integrated-gradients attributions over "
                              "the text's words (\"explanations\"; docs/explain.md)")
-    parser.add_argument("--ig-steps", type=int, default=32, metavar="N",
-                        help="with --explain: interpolation steps of integrated gradients (default: 32)")
-    parser.add_argument("--ig-baseline", choices=("pad", "mask"), default="pad",
-                        help="with --explain: the token that replaces the text in the baseline (default: pad)")
+    _ig_options(parser, "--explain")
     args = parser.parse_args(argv)
     if args.explain and not args.model_dir:
-        parser.error("--explain needs --model-dir (a served model returns scores only)")
+        parser.error("--explain needs --model-dir (a model exported with --export-explain answers TF Serving's "
+                     "`explain` signature instead; docs/explain.md)")
     if args.output:
         check_output_file(args.output, "--output", "predictions.jsonl")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
@@ -256,6 +254,16 @@ def predict(head, package: str | None = None, argv=None):
             out.close()
 
 
+def _ig_options(parser, flag: str):
+    """--ig-steps and --ig-baseline, which take effect with `flag`."""
+    from .explain import BASELINES, DEFAULT_STEPS
+
+    parser.add_argument("--ig-steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"with {flag}: interpolation steps of integrated gradients (default: {DEFAULT_STEPS})")
+    parser.add_argument("--ig-baseline", choices=BASELINES, default=BASELINES[0],
+                        help=f"with {flag}: the token that replaces the text in the baseline (default: {BASELINES[0]})")
+
+
 @_user_errors
 def export(head, package: str | None = None, argv=None):
     """`<package>/export.py --model-dir D --export-dir D [--version N]`: a TF Serving SavedModel."""
@@ -268,6 +276,10 @@ def export(head, package: str | None = None, argv=None):
     parser.add_argument("--tokenizer", choices=TOKENIZERS,
                         help="the graph's tokenizer (default: the run's --export-tokenizer; auto: core TensorFlow "
                              "ops when they give the same token ids)")
+    parser.add_argument("--export-explain", action=argparse.BooleanOptionalAction, default=None,
+                        help="also an `explain` signature: integrated-gradients attributions of each predicted "
+                             "label, core ops only (default: the run's --export-explain; docs/explain.md)")
+    _ig_options(parser, "--export-explain")
     parser.add_argument("--models-config", metavar="FILE",
                         help="add this model to a TF Serving --model_config_file (created if absent)")
     parser.add_argument("--model-name", help="its name there (default: the export folder's name)")
@@ -281,7 +293,8 @@ def export(head, package: str | None = None, argv=None):
     from .serving import write_models_config
 
     run = _load(args.model_dir, package)
-    print(run.export(args.export_dir, args.version, args.tokenizer))
+    print(run.export(args.export_dir, args.version, args.tokenizer, explain=args.export_explain,
+                     ig_steps=args.ig_steps, ig_baseline=args.ig_baseline))
     if args.models_config:
         name = args.model_name or os.path.basename(os.path.normpath(args.export_dir))
         write_models_config(args.models_config, name, args.base_path or f"/models/{name}")

@@ -153,6 +153,8 @@ class TrainConfig(_Freezable):
                                 "errors) to the run folder after training")
     export_tokenizer: str = option("auto", "the exported graph's tokenizer; auto: core TensorFlow ops when they "
                                            "give the same token ids", TOKENIZERS)
+    export_explain: bool = option(False, "add an `explain` signature to the export: integrated-gradients "
+                                         "attributions of each predicted label, core ops only (docs/explain.md)")
     baseline: str = option("auto", "fit TF-IDF + logistic regression beside the model and compare; auto: when "
                                    "training rows x labels is at most 2 million", BASELINES)
 
@@ -415,8 +417,8 @@ def parse_config(argv, package: str, head_config_cls=None, description: str = ""
 # What `--resume` may change in a run that has started: how thresholds are tuned and what is
 # exported happen after training; the strategy and XLA change how, not what, is computed. Every
 # other option differing from the saved run is refused, naming the flag.
-RESUME_MAY_CHANGE = ("thresholds.", "train.export", "train.export_tokenizer", "train.report", "train.baseline",
-                     "train.strategy", "train.resume", "train.jit_compile", "output_dir")
+RESUME_MAY_CHANGE = ("thresholds.", "train.export", "train.export_tokenizer", "train.export_explain", "train.report",
+                     "train.baseline", "train.strategy", "train.resume", "train.jit_compile", "output_dir")
 
 
 def resume_changes(given: RunConfig, saved: RunConfig) -> dict:

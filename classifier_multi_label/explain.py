@@ -47,35 +47,39 @@ DEFAULT_STEPS = 32
 BASELINES = ("pad", "mask")
 
 
-class Explainer:
-    """Integrated gradients for a `Run`'s model: `explain(texts, labels)` -> rows as `Run.explain`."""
+class IntegratedGradients:
+    """The in-graph part of integrated gradients for a model and its preprocessor: what `Explainer`
+    runs per text and the export's `explain` signature runs per row of a batch (so the two agree)."""
 
-    def __init__(self, run, steps: int = DEFAULT_STEPS, baseline: str = "pad"):
-        check_supported(run.model.head, run.config.head_name)
+    def __init__(self, model, preprocessor, steps: int = DEFAULT_STEPS, baseline: str = "pad"):
         if baseline not in BASELINES:
             raise UserError(f"--ig-baseline {baseline!r}: use {' or '.join(BASELINES)}")
         if int(steps) < 1:
             raise UserError(f"--ig-steps {steps}: give at least 1 interpolation step")
-        self.run, self.steps = run, int(steps)
-        backbone = run.model.backbone
+        self.head, self.steps = model.head, int(steps)
+        backbone = model.backbone
         self.embed = backbone.get_layer("token_embedding")
         # The backbone from its token embeddings on: the same layers and weights, one input earlier.
         self.from_embeddings = keras.Model([self.embed.output, backbone.input["segment_ids"],
                                             backbone.input["padding_mask"]], backbone.output)
-        pre = run.preprocessor
-        self.special = {pre.cls_id, pre.sep_id, pre.pad_id}
-        self.baseline_id = pre.pad_id if baseline == "pad" else int(pre.tokenizer.token_to_id("[MASK]"))
-        self.vocab = pre.tokenizer.get_vocabulary()
-        self.tokenize = traced(pre)
-        ids = tf.TensorSpec([1, None], tf.int32)
-        self._ig = tf.function(self._integrated_gradients,  # traced once: any length, any number of labels
-                               input_signature=[ids, ids, ids, ids, tf.TensorSpec([None], tf.int32)])
+        self.special = (preprocessor.cls_id, preprocessor.sep_id, preprocessor.pad_id)
+        self.baseline_id = preprocessor.pad_id if baseline == "pad" else \
+            int(preprocessor.tokenizer.token_to_id("[MASK]"))
 
-    def _integrated_gradients(self, token_ids, segment_ids, padding_mask, baseline_ids, labels):
-        # token_ids etc.: [1, length]; labels: [k] label indices
-        head, steps = self.run.model.head, self.steps
+    def is_special(self, token_ids):
+        """Whether each token is [CLS], [SEP] or padding (never attributed), any shape."""
+        return tf.reduce_any(tf.stack([tf.equal(token_ids, i) for i in self.special]), axis=0)
+
+    def baseline_ids(self, token_ids):
+        """`token_ids` with every content token replaced by the baseline token, any shape."""
+        return tf.where(self.is_special(token_ids), token_ids, tf.cast(self.baseline_id, token_ids.dtype))
+
+    def __call__(self, token_ids, segment_ids, padding_mask, labels):
+        """(attributions [k, length], logit differences [k]) of one text ([1, length] inputs) for the
+        label indices `labels` [k]."""
+        steps = self.steps
         e = tf.cast(self.embed(token_ids), tf.float32)  # [1, length, dim]
-        e0 = tf.cast(self.embed(baseline_ids), tf.float32)
+        e0 = tf.cast(self.embed(self.baseline_ids(token_ids)), tf.float32)
         alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / steps  # [steps]
         path = e0 + alphas[:, None, None] * (e - e0)  # [steps, length, dim]
         ends = tf.concat([e, e0], axis=0)  # [2, length, dim]: the text and its baseline
@@ -84,7 +88,7 @@ class Explainer:
             n = tf.shape(embeddings)[0]
             seg, mask = tf.repeat(segment_ids, n, axis=0), tf.repeat(padding_mask, n, axis=0)
             outputs = self.from_embeddings([tf.cast(embeddings, self.embed.compute_dtype), seg, mask], training=False)
-            return tf.cast(head.logits(head(outputs, mask, training=False)), tf.float32)
+            return tf.cast(self.head.logits(self.head(outputs, mask, training=False)), tf.float32)
 
         # One pass for all k labels: the path repeated k times, block j scored on label j; rows are
         # independent (nothing mixes the texts of a batch at inference), so one gradient of the sum
@@ -100,6 +104,41 @@ class Explainer:
         attributions = tf.reduce_sum(mean_grad * (e - e0), axis=-1)  # [k, length]
         end_logits = tf.gather(logits(ends), labels, axis=1)  # [2, k]
         return attributions, end_logits[0] - end_logits[1]
+
+    def batch(self, inputs, chosen):
+        """(attributions [batch, num_labels, length], logit differences [batch, num_labels]) of the
+        labels marked in `chosen` ([batch, num_labels], nonzero: explain), zero elsewhere. Texts run
+        one after another (each text's k labels x steps rows in one pass), which bounds the memory
+        to one text's worth."""
+        num_labels = tf.shape(chosen)[1]
+
+        def one(row):
+            ids, seg, mask, marked = row  # [length] x 3, [num_labels]
+            labels = tf.cast(tf.where(marked > 0)[:, 0], tf.int32)  # [k]
+            attributions, differences = self(ids[None], seg[None], mask[None], labels)
+            length = tf.shape(ids)[0]
+            return (tf.scatter_nd(labels[:, None], attributions, tf.stack([num_labels, length])),
+                    tf.scatter_nd(labels[:, None], differences, num_labels[None]))
+
+        ids, seg, mask = (tf.cast(inputs[n], tf.int32) for n in ("token_ids", "segment_ids", "padding_mask"))
+        return tf.map_fn(one, (ids, seg, mask, chosen), fn_output_signature=(
+            tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.float32)))
+
+
+class Explainer:
+    """Integrated gradients for a `Run`'s model: `explain(texts, labels)` -> rows as `Run.explain`."""
+
+    def __init__(self, run, steps: int = DEFAULT_STEPS, baseline: str = "pad"):
+        check_supported(run.model.head, run.config.head_name)
+        self.run = run
+        self.ig = IntegratedGradients(run.model, run.preprocessor, steps, baseline)
+        pre = run.preprocessor
+        self.special = set(self.ig.special)
+        self.vocab = pre.tokenizer.get_vocabulary()
+        self.tokenize = traced(pre)
+        ids = tf.TensorSpec([1, None], tf.int32)
+        self._ig = tf.function(self.ig,  # traced once: any length, any number of labels
+                               input_signature=[ids, ids, ids, tf.TensorSpec([None], tf.int32)])
 
     def explain(self, texts, labels=None) -> list:
         """Per text: {"text", "labels": [{"label", "score", "logit_difference", "completeness_error",
@@ -122,12 +161,10 @@ class Explainer:
             x = self.tokenize(tf.constant([text]))
             ids = x["token_ids"].numpy()[0]
             length = int(x["padding_mask"].numpy()[0].sum())
-            baseline = np.where(np.isin(ids, list(self.special)), ids, self.baseline_id)
             out = {"text": text, "labels": []}
             if chosen:
                 inputs = [tf.cast(x[n], tf.int32) for n in ("token_ids", "segment_ids", "padding_mask")]
-                attributions, difference = self._ig(*inputs, tf.constant(baseline[None], tf.int32),
-                                                    tf.constant(chosen, tf.int32))
+                attributions, difference = self._ig(*inputs, tf.constant(chosen, tf.int32))
                 attributions, difference = attributions.numpy()[:, :length], difference.numpy()
                 spans = self.spans(text, ids[:length])
                 for k, c in enumerate(chosen):
@@ -144,13 +181,43 @@ class Explainer:
 
     def spans(self, text: str, ids) -> list:
         """`token_spans` of the content tokens `ids` (specials left out) in `text`."""
-        tok = self.run.preprocessor.tokenizer
-        lowercase = bool(getattr(tok, "lowercase", True))
         positions = [t for t, i in enumerate(ids) if int(i) not in self.special]
-        found = token_spans(text, [self.vocab[int(ids[t])] for t in positions], lowercase,
-                            bool(getattr(tok, "strip_accents", lowercase)), getattr(tok, "suffix_indicator", "##"),
-                            getattr(tok, "oov_token", "[UNK]"))
+        found = token_spans(text, [self.vocab[int(ids[t])] for t in positions],
+                            **span_options(self.run.preprocessor.tokenizer))
         return [(span, [positions[t] for t in tokens]) for span, tokens in found]
+
+
+def span_options(tokenizer) -> dict:
+    """`token_spans`' keyword arguments for a keras-hub WordPiece (or SentencePiece) tokenizer."""
+    lowercase = bool(getattr(tokenizer, "lowercase", True))
+    return {"lowercase": lowercase, "strip_accents": bool(getattr(tokenizer, "strip_accents", lowercase)),
+            "suffix": getattr(tokenizer, "suffix_indicator", "##"), "unk": getattr(tokenizer, "oov_token", "[UNK]")}
+
+
+def served_rows(texts, outputs: dict, info: dict) -> list:
+    """`Run.explain`'s rows (predicted labels) from the outputs of an export's `explain` signature
+    (numpy arrays or lists, as TF Serving's REST API or `tf.saved_model.load` give them) and the
+    export's assets.extra/export.json (`info`), so a served model's attributions read as local ones."""
+    options = {k: info["explain"][k] for k in ("lowercase", "strip_accents", "suffix", "unk")}
+    names = list(info["labels"])
+    rows = []
+    for n, text in enumerate(texts):
+        tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in outputs["tokens"][n]]
+        positions = [t for t, token in enumerate(tokens) if token]
+        spans = token_spans(text, [tokens[t] for t in positions], **options)
+        attributions = np.asarray(outputs["attributions"][n], dtype=np.float64)  # [num_labels, length]
+        scores = np.asarray(outputs["scores"][n], dtype=np.float64)
+        chosen = sorted(np.flatnonzero(np.asarray(outputs["decisions"][n])), key=lambda c: -scores[c])
+        labels = []
+        for c in chosen:
+            difference = float(outputs["logit_difference"][n][c])
+            listed = [{"span": text[s:e], "start": s, "end": e,
+                       "attribution": float(sum(attributions[c][positions[t]] for t in toks))}
+                      for (s, e), toks in spans]
+            labels.append({"label": names[c], "score": float(scores[c]), "logit_difference": difference,
+                           "completeness_error": abs(float(attributions[c].sum()) - difference), "spans": listed})
+        rows.append({"text": text, "labels": labels})
+    return rows
 
 
 def check_supported(head, name: str):

@@ -48,6 +48,7 @@ from .data import (
 from .data_check import check_data, summary
 from .distribute import Cluster, make_strategy
 from .errors import UserError
+from .explain import DEFAULT_STEPS, Explainer
 from .files import check_output_dir, write_json, write_text
 from .head import resolve_pooling
 from .losses import make_loss
@@ -174,12 +175,10 @@ class Run:
             out["ece_uncalibrated"] = expected_calibration_error(y_true, predicted["uncalibrated_scores"])
         return out
 
-    def explain(self, texts, labels=None, steps: int = 32, baseline: str = "pad") -> list:
+    def explain(self, texts, labels=None, steps: int = DEFAULT_STEPS, baseline: str = "pad") -> list:
         """Integrated-gradients attributions per text and label (`explain.Explainer`): for each
         text, its predicted labels (or `labels`) with score, logit difference from the baseline and
         [{"span", "start", "end", "attribution"}] over the words of the original string."""
-        from .explain import Explainer
-
         key = (int(steps), baseline)
         if getattr(self, "_explainer", None) is None or self._explainer_key != key:
             self._explainer, self._explainer_key = Explainer(self, steps, baseline), key
@@ -192,12 +191,16 @@ class Run:
 
         return build_report(self, test=test, out=out)
 
-    def export(self, export_dir: str, version: int | None = None, tokenizer: str | None = None) -> str:
-        """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`)."""
+    def export(self, export_dir: str, version: int | None = None, tokenizer: str | None = None,
+               explain: bool | None = None, ig_steps: int = DEFAULT_STEPS, ig_baseline: str = "pad") -> str:
+        """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`); `explain`
+        (default: the run's --export-explain) adds the `explain` signature, `ig_steps` steps."""
+        explain = self.config.train.export_explain if explain is None else explain
         extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "dev_metrics.json",
                                                          "labels.txt", "thresholds.json", "calibration.json")}
         return export_run(self, export_dir, version, extra_files=extra,
-                          tokenizer=tokenizer or self.config.train.export_tokenizer)
+                          tokenizer=tokenizer or self.config.train.export_tokenizer,
+                          explain_steps=ig_steps if explain else None, explain_baseline=ig_baseline)
 
 
 def _read(path, cfg: RunConfig) -> Examples:

@@ -77,6 +77,21 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
             "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
 
 
+def explain_outputs(model, preprocessor, ig, vocab, thresholds, at_least_one, label_names, texts, calibration=None):
+    """The export's `explain` signature: `serving_outputs` plus integrated-gradients attributions of
+    each text's predicted labels (`ig`: an `explain.IntegratedGradients`).
+
+    Added outputs: ``tokens`` [batch, length] string, the word pieces the model saw ("" for [CLS],
+    [SEP] and padding); ``attributions`` [batch, num_labels, length] float32, token attributions of
+    each predicted label (zero for the others and for the empty tokens); ``logit_difference``
+    [batch, num_labels] float32, each predicted label's logit minus the baseline's (what its
+    attributions sum to). `explain.served_rows` turns them into `Run.explain`'s rows."""
+    inputs = preprocessor(texts)
+    out = serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration)
+    attributions, differences = ig.batch(inputs, out["decisions"])
+    ids = tf.cast(inputs["token_ids"], tf.int32)  # [batch, length]
+    tokens = tf.where(ig.is_special(ids), "", tf.gather(tf.constant(vocab), ids))
+    return dict(out, tokens=tokens, attributions=attributions, logit_difference=differences)
 
 
 def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
@@ -109,9 +124,16 @@ def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
 
 
 def export_run(run, export_dir: str, version: int | None = None, extra_files: dict | None = None,
-               tokenizer: str = "auto") -> str:
+               tokenizer: str = "auto", explain_steps: int | None = None, explain_baseline: str = "pad") -> str:
     """Writes `run` as `<export_dir>/<version>`; returns that path. `extra_files` go to assets.extra/,
-    with export.json (package, tokenizer, labels, version)."""
+    with export.json (package, tokenizer, labels, version). `explain_steps`: also an `explain`
+    signature (`explain_outputs`) with this many integrated-gradients steps."""
+    ig = None
+    if explain_steps is not None:
+        from .explain import IntegratedGradients, check_supported, span_options
+
+        check_supported(run.model.head, run.config.head_name)
+        ig = IntegratedGradients(run.model, run.preprocessor, explain_steps, explain_baseline)
     preprocessor, tokenizer_used = serving_preprocessor(run.preprocessor, tokenizer)
     version = next_version(export_dir) if version is None else int(version)
     final = os.path.join(export_dir, str(version))
@@ -127,23 +149,36 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
 
     # One trace, saved as a concrete function. Keras' ExportArchive saves a tf.function instead, which
     # tf.saved_model.save traces a second time (its save context misses the first trace's cache key).
-    signature = tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")],
-                            autograph=False).get_concrete_function()
+    text_spec = [tf.TensorSpec([None], tf.string, name="text")]
+    signatures = {"serving_default": tf.function(serve, input_signature=text_spec,
+                                                 autograph=False).get_concrete_function()}
+    if ig is not None:
+        vocab = run.preprocessor.tokenizer.get_vocabulary()
+
+        def explain(text):
+            return explain_outputs(run.model, preprocessor, ig, vocab, run.thresholds,
+                                   run.config.thresholds.at_least_one, run.labels.names, text, run.calibration)
+
+        signatures["explain"] = tf.function(explain, input_signature=text_spec).get_concrete_function()
     root = tf.Module()
     root.model, root.preprocessor = run.model, preprocessor  # their variables and lookup tables
     try:
-        tf.saved_model.save(root, tmp, signatures={"serving_default": signature})
+        tf.saved_model.save(root, tmp, signatures=signatures)
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         for name, src in (extra_files or {}).items():
             if src and os.path.exists(src):
                 shutil.copyfile(src, os.path.join(extra, name))
         outputs = ["scores", "decisions", "labels", "label_count", "label_names"]
-        write_json(os.path.join(extra, "export.json"),
-                   {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
-                    "signature": "serving_default", "input": "text", "outputs": outputs,
-                    "labels": list(run.labels.names),
-                    "calibration": run.calibration.method if run.calibration is not None else "none"})
+        info = {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
+                "signature": "serving_default", "input": "text", "outputs": outputs,
+                "labels": list(run.labels.names),
+                "calibration": run.calibration.method if run.calibration is not None else "none"}
+        if ig is not None:  # what `explain.served_rows` needs to map tokens back to the text
+            info["explain"] = {"signature": "explain", "steps": ig.steps, "baseline": explain_baseline,
+                               "outputs": outputs + ["tokens", "attributions", "logit_difference"],
+                               **span_options(run.preprocessor.tokenizer)}
+        write_json(os.path.join(extra, "export.json"), info)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

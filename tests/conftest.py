@@ -108,26 +108,26 @@ def tiny_data(tmp_path):
 
 
 # A process that imports only tensorflow, as TF Serving has it: one JSON request per line on stdin
-# ([export path, texts]), one JSON answer per line on stdout. One such process serves the session.
+# ([export path, texts, signature]), one JSON answer per line on stdout (every output of the
+# signature as lists, strings decoded). One such process serves the session.
 SERVE = """
 import json, sys, traceback
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 for line in sys.stdin:
-    path, texts = json.loads(line)
+    path, texts, signature = json.loads(line)
     try:
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString(open(path + "/saved_model.pb", "rb").read())
         ops = {n.op for g in proto.meta_graphs for n in g.graph_def.node}
         ops |= {n.op for g in proto.meta_graphs for f in g.graph_def.library.function for n in f.node_def}
-        out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(texts))
+        out = tf.saved_model.load(path).signatures[signature](text=tf.constant(texts))
         loaded = sorted({m.split(".")[0] for m in sys.modules} & {"classifier_multi_label", "keras_hub",
                                                                   "tensorflow_text"})
-        answer = {"scores": out["scores"].numpy().tolist(), "decisions": out["decisions"].numpy().tolist(),
-                  "labels": [[l.decode() for l in row] for row in out["labels"].numpy()],
-                  "label_count": out["label_count"].numpy().tolist(), "loaded": loaded,
-                  "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None)}
+        answer = {name: [[v.decode() for v in row] for row in value.numpy().tolist()] if value.dtype == tf.string
+                  else value.numpy().tolist() for name, value in out.items()}  # string outputs: [batch, n]
+        answer.update(loaded=loaded, unregistered_ops=sorted(op for op in ops if op_def_registry.get(op) is None))
     except Exception:
         answer = {"error": traceback.format_exc()}
     print(json.dumps(answer), flush=True)
@@ -140,7 +140,7 @@ class CleanProcess:
     proc = None
 
     @classmethod
-    def ask(cls, path, texts, timeout=300):
+    def ask(cls, path, texts, timeout=300, signature="serving_default"):
         if cls.proc is None or cls.proc.poll() is not None:
             env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
             cls.stderr = tempfile.TemporaryFile("w+")
@@ -148,7 +148,7 @@ class CleanProcess:
             cls.proc = subprocess.Popen([sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=cls.stderr, text=True, env=env, cwd=tempfile.mkdtemp())
             atexit.register(cls.proc.kill)
-        cls.proc.stdin.write(json.dumps([str(path), texts]) + "\n")
+        cls.proc.stdin.write(json.dumps([str(path), texts, signature]) + "\n")
         cls.proc.stdin.flush()
         ready, _, _ = select.select([cls.proc.stdout], [], [], timeout)
         line = cls.proc.stdout.readline() if ready else ""

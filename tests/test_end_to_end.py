@@ -81,6 +81,12 @@ def test_eval_predict_export_commands(trained):
     proc = run_command("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
                        "--version", "2")
     assert proc.returncode == 2 and "immutable" in proc.stderr
+    proc = run_command("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
+                       "--export-explain", "--ig-steps", "4")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((run / "export" / "3" / "assets.extra" / "export.json").read_text())
+    assert info["explain"]["signature"] == "explain" and info["explain"]["steps"] == 4
+    assert "explain" not in json.loads((run / "export" / "2" / "assets.extra" / "export.json").read_text())
 
 
 def test_export_parity_in_a_clean_process(trained):

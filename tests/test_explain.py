@@ -2,7 +2,9 @@
 string, the heads it refuses, and predict.py --explain."""
 
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from conftest import REVIEWS, run_command
 
@@ -65,3 +67,46 @@ def test_predict_explain_adds_the_predicted_labels_attributions(demo_run_dir):
     proc = run_command("classifier_multi_label_textcnn/predict.py", "--model-dir", demo_run_dir, "--explain",
                        "--ig-steps", "0", input="x\n")
     assert proc.returncode == 2 and "--ig-steps 0: give at least 1" in proc.stderr
+
+
+@pytest.mark.parametrize("fixture", ["demo_run_dir", "denses_run_dir"])
+def test_served_explain_signature_gives_run_explain_attributions_with_core_ops_only(fixture, request, tmp_path):
+    from conftest import CleanProcess
+
+    from classifier_multi_label.explain import served_rows
+
+    run = load_run(str(request.getfixturevalue(fixture)))
+    path = run.export(str(tmp_path / "export"), explain=True, ig_steps=16)
+    texts = TEXTS + ["", "好看又便宜" * 3]  # the batch pads the shorter texts: padding must not change a thing
+    served = CleanProcess.ask(path, texts, signature="explain")
+    assert served["loaded"] == [] and served["unregistered_ops"] == []  # any TF Serving build runs it
+    info = json.loads((tmp_path / "export" / "1" / "assets.extra" / "export.json").read_text())
+    assert info["tokenizer"] == "core" and info["explain"]["steps"] == 16
+    # serving_default of the same export is unchanged by the second signature
+    plain = CleanProcess.ask(path, texts)
+    assert plain["scores"] == served["scores"] and plain["decisions"] == served["decisions"]
+    local = run.explain(texts, steps=16)
+    remote = served_rows(texts, served, info)
+    assert sum(len(row["labels"]) for row in local) >= len(texts)
+    for mine, theirs in zip(local, remote):
+        assert [lab["label"] for lab in theirs["labels"]] == [lab["label"] for lab in mine["labels"]]
+        for a, b in zip(mine["labels"], theirs["labels"]):
+            assert b["logit_difference"] == pytest.approx(a["logit_difference"], abs=1e-4)
+            assert [(s["span"], s["start"], s["end"]) for s in b["spans"]] == \
+                [(s["span"], s["start"], s["end"]) for s in a["spans"]]
+            for s, t in zip(a["spans"], b["spans"]):
+                assert t["attribution"] == pytest.approx(s["attribution"], abs=1e-4)
+    # attributions of labels not predicted are zero, as are those of [CLS], [SEP] and padding
+    attributions, decisions = np.array(served["attributions"]), np.array(served["decisions"])
+    assert np.all(attributions[decisions == 0] == 0)
+    empty = np.array(served["tokens"])[:, None, :] == ""  # [batch, 1, length]
+    assert np.all(np.where(empty, attributions, 0) == 0) and empty.sum() > 0
+
+
+def test_export_explain_refuses_heads_without_one_logit_per_label(tmp_path):
+    from classifier_multi_label.serving import export_run
+
+    run = SimpleNamespace(model=SimpleNamespace(head=Seq2SeqHead(3)), config=SimpleNamespace(head_name="seq2seq"))
+    with pytest.raises(UserError, match="the seq2seq head decodes its labels over several passes"):
+        export_run(run, str(tmp_path / "export"), explain_steps=8)
+    assert not (tmp_path / "export").exists()  # refused before anything is written

@@ -44,6 +44,8 @@ MAX_BAR_LABELS = 40  # per-label bars up to this many labels; a scatter against 
 MAX_HEATMAP_LABELS = 30  # co-occurrence heatmaps show the most frequent labels
 MAX_PR_PANELS = 12  # precision-recall panels: the most frequent half and the weakest half
 LISTED = 15  # rows of each "most" table
+EXPLAINED = 6  # texts highlighted by integrated gradients: this many correct ones, this many of the largest errors
+EXPLAINED_LABELS = 4  # labels highlighted per text at most (the best scored of its predicted and true ones)
 FONT = "Report Sans SC"
 FONT_FAMILY = ["DejaVu Sans", FONT]  # matplotlib's default first, CJK glyphs from the bundled font
 FIRST_CJK = 0x2E80  # characters from here on take the bundled font in the page
@@ -121,7 +123,8 @@ class _Page:
         return dict(run=self._summary(evaluated), curves=self._curves(), labels=self._labels(evaluated),
                     pr=self._precision_recall(), reliability=self._reliability(evaluated),
                     cooccurrence=self._cooccurrence(evaluated), confused=self._confused(evaluated),
-                    losses=self._largest_losses(evaluated), label_errors=self._label_errors(),
+                    losses=self._largest_losses(evaluated), explained=self._explained(evaluated),
+                    label_errors=self._label_errors(),
                     lengths=self._lengths(), data_check=self._data_check(),
                     evaluated="test" if self.test else "dev", max_bar_labels=MAX_BAR_LABELS)
 
@@ -268,9 +271,38 @@ class _Page:
         return sorted(out, key=lambda r: -r["count"])[:LISTED]
 
     def _largest_losses(self, split) -> list:
-        p = np.clip(np.asarray(split["scores"], np.float64), 1e-7, 1 - 1e-7)
-        loss = -(split["y"] * np.log(p) + (1 - split["y"]) * np.log(1 - p)).sum(1)  # [texts]
+        loss = _loss(split)
         return [self._row(split, i, loss=float(loss[i])) for i in np.argsort(-loss, kind="stable")[:LISTED]]
+
+    def _explained(self, split) -> dict:
+        """Highlighted texts: integrated-gradients attributions (explain.py) of the labels of a seeded
+        sample of texts predicted exactly right, and of the texts with the largest loss (their
+        predicted labels and the labels they missed)."""
+        from .explain import check_supported
+
+        try:
+            check_supported(self.run.model.head, self.run.config.head_name)
+        except Exception as e:  # a head that decodes label sets: say why there is no section
+            return {"unsupported": str(e), "rows": []}
+        y, d = split["y"], split["decisions"]
+        exact = np.flatnonzero((y == d).all(1) & (y.sum(1) > 0))
+        correct = np.random.default_rng(0).choice(exact, min(EXPLAINED, len(exact)), replace=False)
+        wrong = [i for i in np.argsort(-_loss(split), kind="stable") if (y[i] != d[i]).any()][:EXPLAINED]
+        rows = []
+        for kind, indices in (("correct", sorted(correct)), ("error", wrong)):
+            for i in indices:
+                text = split["examples"].texts[i]
+                chosen = sorted(set(np.flatnonzero(d[i])) | set(np.flatnonzero(y[i])),
+                                key=lambda j: -split["scores"][i][j])[:EXPLAINED_LABELS]
+                if not chosen:
+                    continue
+                [explained] = self.run.explain([text], labels=[self.names[j] for j in chosen])
+                for j, label in zip(chosen, explained["labels"]):
+                    verdict = "correct" if y[i][j] and d[i][j] else ("missed" if y[i][j] else "false positive")
+                    rows.append({"kind": kind, "line": split["examples"].lines[i], "label": label["label"],
+                                 "score": label["score"], "verdict": verdict,
+                                 "segments": _highlight(text, label["spans"])})
+        return {"unsupported": None, "rows": rows}
 
     def _label_errors(self) -> list:
         """Training rows whose given labels the model most doubts: quality = min over labels of the
@@ -321,6 +353,33 @@ class _Page:
             if "missing" in words and len(words) > 1 and words[1].isdigit():
                 self.missing_glyphs.add(chr(int(words[1])))
         return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _loss(split) -> np.ndarray:
+    """Binary cross-entropy of each text's scores, summed over the labels: [texts]."""
+    p = np.clip(np.asarray(split["scores"], np.float64), 1e-7, 1 - 1e-7)
+    return -(split["y"] * np.log(p) + (1 - split["y"]) * np.log(1 - p)).sum(1)
+
+
+def _highlight(text: str, spans: list) -> list:
+    """[{"text", "attribution", "style"}] covering `text` in order: each span coloured by its share of
+    the label's largest |attribution| (red: for the label, blue: against), the text between spans
+    plain."""
+    scale = max((abs(s["attribution"]) for s in spans), default=0.0) or 1.0
+    out, pos = [], 0
+    for s in sorted(spans, key=lambda s: s["start"]):
+        if s["start"] < pos:
+            continue
+        if s["start"] > pos:
+            out.append({"text": text[pos:s["start"]], "attribution": None, "style": ""})
+        share = s["attribution"] / scale
+        rgb = "220, 40, 40" if share > 0 else "40, 90, 220"
+        out.append({"text": s["span"], "attribution": s["attribution"],
+                    "style": f"background: rgba({rgb}, {abs(share):.2f})"})
+        pos = s["end"]
+    if pos < len(text):
+        out.append({"text": text[pos:], "attribution": None, "style": ""})
+    return out
 
 
 def _figure(rows, cols, size):

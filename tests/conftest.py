@@ -189,7 +189,7 @@ def assert_export_parity(run_dir, head_cls, package, atol=1e-5):
 
 
 REPORT_SECTIONS = ("summary", "curves", "labels", "pr", "calibration", "cooccurrence", "confused", "losses",
-                   "label-errors", "lengths", "data")
+                   "explained", "label-errors", "lengths", "data")
 
 
 def assert_report(run_dir, path=None) -> str:

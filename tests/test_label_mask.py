@@ -162,4 +162,5 @@ def test_commands_and_export(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask")
-    assert_report(run_dir)  # its scores come from the iterative decoding passes
+    html = assert_report(run_dir)  # its scores come from the iterative decoding passes
+    assert "No attributions: explain: the label_mask head decodes its labels over several passes" in html

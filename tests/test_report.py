@@ -1,6 +1,7 @@
 """report.html: written by training, rebuilt by report.py, opened in a real headless browser, and
 built for awkward runs (one label; 1,000 labels, most absent from dev)."""
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ import pytest
 from conftest import REVIEWS, TINY_OPTIONS, assert_report, run_command, write_hellonlp
 
 import classifier_multi_label as cml
+from classifier_multi_label.reporting import _highlight
 
 # Reads, once the page and its fonts have loaded, whether each image decoded and each web font loaded.
 PROBE = """<script>window.addEventListener("load", () => document.fonts.ready.then(() =>
@@ -56,6 +58,31 @@ def test_report_command_rebuilds_a_run_on_another_test_file(demo_run_dir, tmp_pa
     html = assert_report(demo_run_dir, out)
     assert "train 36, dev 12, test 5" in html and REVIEWS[0][0] in html  # the other file's rows
     assert (demo_run_dir / "report.html").read_text(encoding="utf-8") == before  # the run folder is left alone
+
+
+def test_report_highlights_why_each_label_was_predicted_or_missed(demo_run_dir):
+    html = (demo_run_dir / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('id="explained"'):html.index('id="label-errors"')]
+    rows = re.findall(r'<tr><td>(predicted right|largest loss)</td><td class="n">(\d+)</td><td>([^<]+)</td>'
+                      r'<td class="n">[\d.]+</td><td>(correct|missed|false positive)</td>\s*<td class="hl">(.*?)</td>',
+                      section, re.S)
+    assert {kind for kind, *_ in rows} == {"predicted right", "largest loss"}
+    texts = {t for t, _ in REVIEWS}
+    for kind, line, label, verdict, cell in rows:
+        assert html_lib.unescape(re.sub(r"<[^>]+>", "", cell)) in texts  # the whole text, in order
+        assert (kind == "predicted right") == (verdict == "correct") or kind == "largest loss"
+        # each row's largest attribution is drawn at full strength, red or blue
+        assert re.search(r'background: rgba\((220, 40, 40|40, 90, 220), 1\.00\)', cell)
+    assert any(verdict != "correct" for *_, verdict, _ in rows)  # the errors show what was missed or wrong
+
+
+def test_highlight_covers_the_text_and_colours_spans_by_their_share():
+    spans = [{"span": "制热", "start": 0, "end": 2, "attribution": 2.0},
+             {"span": "吵", "start": 3, "end": 4, "attribution": -1.0}]
+    segments = _highlight("制热，吵 ok", spans)
+    assert "".join(s["text"] for s in segments) == "制热，吵 ok"
+    assert [s["style"] for s in segments] == ["background: rgba(220, 40, 40, 1.00)", "",
+                                              "background: rgba(40, 90, 220, 0.50)", ""]
 
 
 def test_report_command_bad_input(demo_run_dir, tmp_path):

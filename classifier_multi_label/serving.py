@@ -16,6 +16,9 @@ Signature ``serving_default``: input ``text`` (tf.string, [batch]); outputs
 - ``label_names``: [batch, num_labels] string, the name of each column of ``scores`` (the same in
   every row: TF Serving's row format needs a batch dimension on every output).
 
+With ``explain_steps`` (``--export-explain``) a second signature, ``explain``, adds each predicted
+label's integrated-gradients attributions (`explain_outputs`).
+
 Tokenization, thresholds and label names live in the graph. With ``tokenizer="auto"`` (the
 default) a WordPiece vocabulary is exported with `CoreWordPieceTokenizer`, built from core
 TensorFlow ops only, after checking on a probe set that it gives keras-hub's token ids; the model

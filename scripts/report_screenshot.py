@@ -25,7 +25,8 @@ def main():
     start = html.index(f'<h2 id="{args.section}">')
     end = html.find("<h2 ", start + 1)
     body = html[start:end if end >= 0 else html.index("</body>")]
-    page = head + '<body style="margin: 0; padding: 0.4em 1em">' + re.sub(r'class="scroll"', "", body) + "</body></html>"
+    body = re.sub(r'class="scroll"', "", body)  # the whole table, not a scrolling box
+    page = head + '<body style="margin: 0; padding: 0.4em 1em">' + body + "</body></html>"
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("needs Chromium: apt-get install -y chromium")

@@ -188,6 +188,22 @@ def assert_export_parity(run_dir, head_cls, package, atol=1e-5):
         assert labels[:count] == [run.labels.names[i] for i in chosen] and set(labels[count:]) <= {""}
 
 
+def assert_attributions_complete(run, texts):
+    """Integrated gradients of every label (predicted or not) of each text sum to the label's logit
+    difference from the baseline, and the spans are the original string's."""
+    rows = run.explain(texts, labels=run.labels.names, steps=64)
+    for text, row in zip(texts, rows):
+        assert row["text"] == text and [lab["label"] for lab in row["labels"]] == run.labels.names
+        for lab in row["labels"]:
+            total = sum(s["attribution"] for s in lab["spans"])
+            # the midpoint rule's error: 2% of the difference (with a floor for differences near 0)
+            assert abs(total - lab["logit_difference"]) <= 0.02 * abs(lab["logit_difference"]) + 2e-3
+            assert abs(lab["completeness_error"] - abs(total - lab["logit_difference"])) < 1e-4
+            assert all(text[s["start"]:s["end"]] == s["span"] for s in lab["spans"])
+        if text.isascii() is False and " " not in text:  # a Chinese text: one span per character, in order
+            assert [s["span"] for s in row["labels"][0]["spans"]] == list(text)
+
+
 REPORT_SECTIONS = ("summary", "curves", "labels", "pr", "calibration", "cooccurrence", "confused", "losses",
                    "explained", "label-errors", "lengths", "data")
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import REVIEWS, run_command
+from conftest import REVIEWS, assert_attributions_complete, run_command
 
 from classifier_multi_label import load_run
 from classifier_multi_label.errors import UserError
@@ -19,18 +19,7 @@ TEXTS = [t for t, _ in REVIEWS[:3]] + ["Nice heater, très bien 好看"]
 
 @pytest.mark.parametrize("fixture", ["sigmoid_run_dir", "demo_run_dir", "denses_run_dir"])
 def test_attributions_sum_to_the_logit_difference_for_each_one_pass_head(fixture, request):
-    run = load_run(str(request.getfixturevalue(fixture)))
-    rows = run.explain(TEXTS, labels=run.labels.names, steps=64)  # every label, predicted or not
-    for text, row in zip(TEXTS, rows):
-        assert row["text"] == text and [lab["label"] for lab in row["labels"]] == run.labels.names
-        for lab in row["labels"]:
-            total = sum(s["attribution"] for s in lab["spans"])
-            # the midpoint rule's error: 2% of the difference (with a floor for differences near 0)
-            assert abs(total - lab["logit_difference"]) <= 0.02 * abs(lab["logit_difference"]) + 2e-3
-            assert abs(lab["completeness_error"] - abs(total - lab["logit_difference"])) < 1e-4
-            assert all(text[s["start"]:s["end"]] == s["span"] for s in lab["spans"])
-        if text.isascii() is False and " " not in text:  # a Chinese text: one span per character, in order
-            assert [s["span"] for s in row["labels"][0]["spans"]] == list(text)
+    assert_attributions_complete(load_run(str(request.getfixturevalue(fixture))), TEXTS)
 
 
 def test_spans_merge_word_pieces_and_cover_unknown_words():

@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, assert_export_parity, run_command
+from conftest import REVIEWS, TINY, assert_attributions_complete, assert_export_parity, run_command
 
 from classifier_multi_label.data import LabelVocab
 from classifier_multi_label.losses import bce
@@ -128,3 +128,6 @@ def test_commands_and_export(tiny_data, tmp_path):
     assert json.loads((tmp_path / "eval.json").read_text())["micro_f1"] == pytest.approx(metrics["micro_f1"])
     from contrib.prototype_contrastive import PrototypeContrastiveHead as head_cls
     assert_export_parity(run_dir, head_cls, "contrib.prototype_contrastive")
+    from classifier_multi_label import load_run
+
+    assert_attributions_complete(load_run(str(run_dir)), [t for t, _ in REVIEWS[:3]])  # explain supports it

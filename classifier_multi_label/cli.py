@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 from . import registry
-from .config import TOKENIZERS, Parser, parse_config
+from .config import IG_BASELINES, IG_STEPS, TOKENIZERS, Parser, parse_config
 from .errors import TrainingInterrupted, UserError
 from .files import check_output_dir, check_output_file, open_output
 
@@ -256,12 +256,11 @@ def predict(head, package: str | None = None, argv=None):
 
 def _ig_options(parser, flag: str):
     """--ig-steps and --ig-baseline, which take effect with `flag`."""
-    from .explain import BASELINES, DEFAULT_STEPS
-
-    parser.add_argument("--ig-steps", type=int, default=DEFAULT_STEPS, metavar="N",
-                        help=f"with {flag}: interpolation steps of integrated gradients (default: {DEFAULT_STEPS})")
-    parser.add_argument("--ig-baseline", choices=BASELINES, default=BASELINES[0],
-                        help=f"with {flag}: the token that replaces the text in the baseline (default: {BASELINES[0]})")
+    parser.add_argument("--ig-steps", type=int, default=IG_STEPS, metavar="N",
+                        help=f"with {flag}: interpolation steps of integrated gradients (default: {IG_STEPS})")
+    parser.add_argument("--ig-baseline", choices=IG_BASELINES, default=IG_BASELINES[0],
+                        help=f"with {flag}: the token that replaces the text in the baseline "
+                             f"(default: {IG_BASELINES[0]})")
 
 
 @_user_errors

@@ -39,12 +39,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .config import IG_BASELINES, IG_STEPS
 from .errors import UserError
 from .head import Head
 from .pipeline import traced
 
-DEFAULT_STEPS = 32
-BASELINES = ("pad", "mask")
+DEFAULT_STEPS = IG_STEPS
+BASELINES = IG_BASELINES
 
 
 class IntegratedGradients:

@@ -76,7 +76,7 @@ def test_served_explain_signature_gives_run_explain_attributions_with_core_ops_o
     assert plain["scores"] == served["scores"] and plain["decisions"] == served["decisions"]
     local = run.explain(texts, steps=16)
     remote = served_rows(texts, served, info)
-    assert sum(len(row["labels"]) for row in local) >= len(texts)
+    assert sum(1 for row in local if row["labels"]) >= 2  # some texts have predicted labels to compare
     for mine, theirs in zip(local, remote):
         assert [lab["label"] for lab in theirs["labels"]] == [lab["label"] for lab in mine["labels"]]
         for a, b in zip(mine["labels"], theirs["labels"]):

@@ -278,11 +278,12 @@ class _Page:
         """Highlighted texts: integrated-gradients attributions (explain.py) of the labels of a seeded
         sample of texts predicted exactly right, and of the texts with the largest loss (their
         predicted labels and the labels they missed)."""
+        from .errors import UserError
         from .explain import check_supported
 
         try:
             check_supported(self.run.model.head, self.run.config.head_name)
-        except Exception as e:  # a head that decodes label sets: say why there is no section
+        except UserError as e:  # a head that decodes label sets: say why there is no section
             return {"unsupported": str(e), "rows": []}
         y, d = split["y"], split["decisions"]
         exact = np.flatnonzero((y == d).all(1) & (y.sum(1) > 0))

@@ -17,7 +17,7 @@ Signature ``serving_default``: input ``text`` (tf.string, [batch]); outputs
   every row: TF Serving's row format needs a batch dimension on every output).
 
 With ``explain_steps`` (``--export-explain``) a second signature, ``explain``, adds each predicted
-label's integrated-gradients attributions (`explain_outputs`).
+label's integrated-gradients attributions (`serving_outputs` with `ig`).
 
 Tokenization, thresholds and label names live in the graph. With ``tokenizer="auto"`` (the
 default) a WordPiece vocabulary is exported with `CoreWordPieceTokenizer`, built from core
@@ -61,8 +61,17 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration=None):
-    """The exported computation, also callable in-process (tests compare the two)."""
+def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration=None,
+                    ig=None, vocab=None):
+    """The exported computation, also callable in-process (tests compare the two). With `ig` (an
+    `explain.IntegratedGradients`) and the tokenizer's `vocab`: the `explain` signature's outputs,
+    the same ones plus the integrated-gradients attributions of each text's predicted labels:
+
+    ``tokens`` [batch, length] string, the word pieces the model saw ("" for [CLS], [SEP] and
+    padding); ``attributions`` [batch, num_labels, length] float32, token attributions of each
+    predicted label (zero for the others and for the empty tokens); ``logit_difference``
+    [batch, num_labels] float32, each predicted label's logit minus the baseline's (what its
+    attributions sum to). `explain.served_rows` turns them into `Run.explain`'s rows."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
     predicted = model.head.predict(model, inputs)  # "scores" [batch, num_labels], ...
     if calibration is not None:  # the run's per-label map to probabilities (calibration.py)
@@ -76,25 +85,14 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
     names = tf.gather(tf.constant(label_names), order)  # [batch, num_labels]
     chosen = tf.gather(decisions, order, batch_dims=1) > 0
     columns = tf.tile(tf.constant(label_names)[None, :], [tf.shape(scores)[0], 1])  # [batch, num_labels]
-    return {"scores": scores, "decisions": decisions, "labels": tf.where(chosen, names, ""),
-            "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
-
-
-def explain_outputs(model, preprocessor, ig, vocab, thresholds, at_least_one, label_names, texts, calibration=None):
-    """The export's `explain` signature: `serving_outputs` plus integrated-gradients attributions of
-    each text's predicted labels (`ig`: an `explain.IntegratedGradients`).
-
-    Added outputs: ``tokens`` [batch, length] string, the word pieces the model saw ("" for [CLS],
-    [SEP] and padding); ``attributions`` [batch, num_labels, length] float32, token attributions of
-    each predicted label (zero for the others and for the empty tokens); ``logit_difference``
-    [batch, num_labels] float32, each predicted label's logit minus the baseline's (what its
-    attributions sum to). `explain.served_rows` turns them into `Run.explain`'s rows."""
-    inputs = preprocessor(texts)
-    out = serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration)
-    attributions, differences = ig.batch(inputs, out["decisions"])
-    ids = tf.cast(inputs["token_ids"], tf.int32)  # [batch, length]
-    tokens = tf.where(ig.is_special(ids), "", tf.gather(tf.constant(vocab), ids))
-    return dict(out, tokens=tokens, attributions=attributions, logit_difference=differences)
+    out = {"scores": scores, "decisions": decisions, "labels": tf.where(chosen, names, ""),
+           "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
+    if ig is not None:
+        attributions, differences = ig.batch(inputs, decisions)
+        ids = tf.cast(inputs["token_ids"], tf.int32)  # [batch, length]
+        out.update(tokens=tf.where(ig.is_special(ids), "", tf.gather(tf.constant(vocab), ids)),
+                   attributions=attributions, logit_difference=differences)
+    return out
 
 
 def serving_preprocessor(preprocessor, tokenizer: str = "auto"):
@@ -130,7 +128,7 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
                tokenizer: str = "auto", explain_steps: int | None = None, explain_baseline: str = "pad") -> str:
     """Writes `run` as `<export_dir>/<version>`; returns that path. `extra_files` go to assets.extra/,
     with export.json (package, tokenizer, labels, version). `explain_steps`: also an `explain`
-    signature (`explain_outputs`) with this many integrated-gradients steps."""
+    signature (`serving_outputs` with `ig`) with this many integrated-gradients steps."""
     ig = None
     if explain_steps is not None:
         from .explain import IntegratedGradients, check_supported, span_options
@@ -146,9 +144,9 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
     os.makedirs(export_dir, exist_ok=True)
     tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
 
-    def serve(text):
+    def serve(text, ig=None, vocab=None):
         return serving_outputs(run.model, preprocessor, run.thresholds, run.config.thresholds.at_least_one,
-                               run.labels.names, text, run.calibration)
+                               run.labels.names, text, run.calibration, ig, vocab)
 
     # One trace, saved as a concrete function. Keras' ExportArchive saves a tf.function instead, which
     # tf.saved_model.save traces a second time (its save context misses the first trace's cache key).
@@ -157,12 +155,8 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
                                                  autograph=False).get_concrete_function()}
     if ig is not None:
         vocab = run.preprocessor.tokenizer.get_vocabulary()
-
-        def explain(text):
-            return explain_outputs(run.model, preprocessor, ig, vocab, run.thresholds,
-                                   run.config.thresholds.at_least_one, run.labels.names, text, run.calibration)
-
-        signatures["explain"] = tf.function(explain, input_signature=text_spec).get_concrete_function()
+        signatures["explain"] = tf.function(lambda text: serve(text, ig, vocab),
+                                            input_signature=text_spec).get_concrete_function()
     root = tf.Module()
     root.model, root.preprocessor = run.model, preprocessor  # their variables and lookup tables
     try:

@@ -98,6 +98,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
                                     head_learning_rate=args.head_learning_rate, loss=args.loss,
                                     token_dropout=args.token_dropout, adversarial_epsilon=args.adversarial_epsilon)
     cfg.thresholds.threshold_objective = args.threshold_objective
+    cfg.data.label_hierarchy = args.label_hierarchy
     if args.seed is not None:
         cfg.train.seed = args.seed
     if args.encoder == "minilm":
@@ -235,6 +236,7 @@ def main():
     p.add_argument("--head-learning-rate", type=float, default=None, help="train.py's; default: train.py's")
     p.add_argument("--loss", default="bce", help="train.py's --loss")
     p.add_argument("--threshold-objective", default="micro", help="train.py's --threshold-objective")
+    p.add_argument("--label-hierarchy", default=None, help="train.py's --label-hierarchy (e.g. - for DuEE)")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
                    help="as train.py's; the published tables ran in float32")
     p.add_argument("--hidden-dim", type=int, default=None, help="from-scratch size (default: the package's)")

@@ -137,12 +137,13 @@ def evaluate(head, package: str | None = None, argv=None):
         check_output_file(args.output, "--output", "metrics.json")
     _setup_logging()
     from .files import write_json
+    from .hierarchy import format_levels
     from .metrics import format_metrics
     from .run import _read
 
     run = _load(args.model_dir, package)
     metrics = run.evaluate(_read(args.test_file, run.config))
-    print(format_metrics(metrics, f"{args.test_file}"))
+    print(format_metrics(metrics, f"{args.test_file}") + format_levels(metrics))
     if args.output:
         write_json(args.output, {"file": args.test_file, **metrics})
 
@@ -220,6 +221,9 @@ def predict(head, package: str | None = None, argv=None):
                         help="with --model-dir: add each predicted label's integrated-gradients attributions over "
                              "the text's words (\"explanations\"; docs/explain.md)")
     _ig_options(parser, "--explain")
+    parser.add_argument("--parents", action="store_true",
+                        help="a model trained with --label-hierarchy: add the predicted parent labels (\"parents\") "
+                             "and their scores")
     args = parser.parse_args(argv)
     if args.explain and not args.model_dir:
         parser.error("--explain needs --model-dir (a model exported with --export-explain answers TF Serving's "
@@ -241,7 +245,10 @@ def predict(head, package: str | None = None, argv=None):
         predictor = (RestClient(args.server, args.model_name, args.request_format, **options) if args.server
                      else GrpcClient(args.grpc, args.model_name, **options))
     texts = read_texts(args.input)
-    rows = predictor.predict(texts)
+    if args.parents and args.model_dir and not predictor.hierarchy.parents:
+        raise UserError(f"--parents: {args.model_dir} was not trained with --label-hierarchy, so it has no parent "
+                        "labels; leave --parents out")
+    rows = predictor.predict(texts, parents=args.parents)
     if args.explain:  # the attributions of each text's predicted labels, in the order of "labels"
         for row, explained in zip(rows, predictor.explain(texts, steps=args.ig_steps, baseline=args.ig_baseline)):
             row["explanations"] = explained["labels"]

@@ -31,6 +31,7 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("scores", "decisions", "label_names")
+PARENT_OUTPUTS = ("parent_scores", "parent_decisions", "parent_label_names")  # --label-hierarchy exports
 
 
 class ServingError(UserError):
@@ -50,6 +51,18 @@ def prediction_rows(scores, decisions, label_names) -> list:
     return rows
 
 
+def add_parents(rows, scores, decisions, label_names) -> list:
+    """`rows` of `prediction_rows` with "parents" (the predicted parent labels, best first) and
+    "parent_scores" from the parents' columns of a run trained with --label-hierarchy."""
+    for row, extra in zip(rows, prediction_rows(scores, decisions, label_names)):
+        row.update(parents=extra["labels"], parent_scores=extra["scores"])
+    return rows
+
+
+def _names(column) -> list:
+    return [n.decode("utf-8") if isinstance(n, bytes) else n for n in column]
+
+
 class _Client:
     def __init__(self, model_name: str, version: int | None = None, signature: str = "serving_default",
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.5, batch_size: int = 64):
@@ -60,19 +73,29 @@ class _Client:
     def model_label(self) -> str:
         return f"model {self.model_name!r}" + (f" version {self.version}" if self.version else "")
 
-    def predict(self, texts) -> list:
-        """Rows of `prediction_rows` for `texts`, sent `batch_size` at a time."""
-        rows = []
+    def predict(self, texts, parents: bool = False) -> list:
+        """Rows of `prediction_rows` for `texts`, sent `batch_size` at a time; `parents`: with the
+        parent labels of a model trained with --label-hierarchy (`add_parents`)."""
+        rows, keys = [], OUTPUTS + (PARENT_OUTPUTS if parents else ())
         for i in range(0, len(texts), self.batch_size):
-            out = self._with_retries(list(texts[i:i + self.batch_size]))
-            names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in out["label_names"][0]]
-            rows += prediction_rows(out["scores"], out["decisions"], names)
+            out = self._with_retries(list(texts[i:i + self.batch_size]), keys)
+            batch = prediction_rows(out["scores"], out["decisions"], _names(out["label_names"][0]))
+            if parents:
+                batch = add_parents(batch, out["parent_scores"], out["parent_decisions"],
+                                    _names(out["parent_label_names"][0]))
+            rows += batch
         return rows
 
-    def _with_retries(self, texts) -> dict:
+    def _with_retries(self, texts, keys) -> dict:
         for attempt in range(self.retries + 1):
             try:
-                return self._predict(texts)
+                out = self._predict(texts, keys)
+                missing = [k for k in keys if k not in out]
+                if missing:
+                    raise ServingError(f"{self.target}: the {self.model_label} has no output {missing[0]!r}"
+                                       + ("; it was not trained with --label-hierarchy, so it has no parent labels"
+                                          if missing[0].startswith("parent_") else ""))
+                return out
             except _Retryable as e:
                 if attempt == self.retries:
                     raise ServingError(f"{self.target}: {e.reason} after {attempt + 1} attempt(s); is TF Serving "
@@ -106,7 +129,7 @@ class RestClient(_Client):
             return {"signature_name": self.signature, "instances": list(texts)}
         return {"signature_name": self.signature, "inputs": {"text": list(texts)}}
 
-    def _predict(self, texts) -> dict:
+    def _predict(self, texts, keys) -> dict:
         body = json.dumps(self.request_body(texts), ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(self.target, data=body, headers={"Content-Type": "application/json"})
         try:
@@ -127,9 +150,9 @@ class RestClient(_Client):
             raise _Retryable(f"cannot connect ({reason})") from None
         if "predictions" in answer:  # row format: one object per text
             rows = answer["predictions"]
-            return {k: np.array([r[k] for r in rows]) for k in OUTPUTS}
+            return {k: np.array([r[k] for r in rows]) for k in keys if not rows or k in rows[0]}
         if "outputs" in answer:  # columnar format
-            return {k: np.array(answer["outputs"][k]) for k in OUTPUTS}
+            return {k: np.array(answer["outputs"][k]) for k in keys if k in answer["outputs"]}
         raise ServingError(f"{self.target}: unexpected answer {str(answer)[:200]}")
 
 
@@ -155,8 +178,8 @@ class GrpcClient(_Client):
                                                                 ("grpc.max_send_message_length", 1 << 30)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def request(self, texts):
-        """The `PredictRequest` for `texts`."""
+    def request(self, texts, keys=OUTPUTS):
+        """The `PredictRequest` for `texts`, asking for the outputs `keys`."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
@@ -166,16 +189,16 @@ class GrpcClient(_Client):
         if self.version:
             request.model_spec.version.value = int(self.version)
         request.inputs["text"].CopyFrom(tf.make_tensor_proto([t.encode("utf-8") for t in texts], tf.string))
-        for key in OUTPUTS:
+        for key in keys:
             request.output_filter.append(key)
         return request
 
-    def _predict(self, texts) -> dict:
+    def _predict(self, texts, keys) -> dict:
         import tensorflow as tf
 
         grpc = self._grpc
         try:
-            response = self._stub.Predict(self.request(texts), timeout=self.timeout)
+            response = self._stub.Predict(self.request(texts, keys), timeout=self.timeout)
         except grpc.RpcError as e:
             code, details = e.code(), e.details()
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -185,4 +208,4 @@ class GrpcClient(_Client):
                 raise ServingError(f"{self.target}: the server has no {self.model_label} ({details}); check "
                                    "--model-name (the name in models.config, or MODEL_NAME) and --model-version")
             raise ServingError(f"{self.target}: {code.name}: {details}") from None
-        return {k: tf.make_ndarray(response.outputs[k]) for k in OUTPUTS}
+        return {k: tf.make_ndarray(response.outputs[k]) for k in keys}

@@ -83,6 +83,9 @@ class DataConfig(_Freezable):
     label_separator: Optional[str] = option(None, 'the character between labels in a cell (default: "/" '
                                                   'for hellonlp CSV, "," for tsv; in jsonl it splits a "labels" '
                                                   'string, which is otherwise refused)')
+    label_hierarchy: Optional[str] = option(None, "the separator of parent and child in label names, e.g. - "
+                                                  "(a-b has the parent a): the parents train as extra targets and "
+                                                  "get per-level metrics; none: flat labels (docs/training.md)")
     encoding: str = option("utf-8", "the files' text encoding, e.g. gbk for files from older Windows tools")
     dev_fraction: float = option(0.1, "share of the training rows held out as dev when there is no --dev-file",
                                  minimum=0.0, below=1.0)
@@ -175,6 +178,8 @@ class ThresholdConfig(_Freezable):
                                                     "global one (n: the label's dev positives); 0: no shrinkage",
                                               minimum=0.0)
     at_least_one: bool = option(False, "predict the top label when no score passes its threshold")
+    parent_consistency: bool = option(True, "with --label-hierarchy: a predicted label brings its parents into "
+                                            "the predicted set")
     calibration: str = option("temperature", "per-label map of scores to probabilities, fitted on dev before the "
                                              "thresholds (kept only if it does not lower dev's tuned F1)",
                               CALIBRATIONS)

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
 import logging
@@ -31,9 +30,10 @@ from importlib import resources
 
 import numpy as np
 
+from .config import RunConfig
 from .data import examples_from
 from .files import write_text
-from .metrics import ECE_BINS, expected_calibration_error, multilabel_metrics
+from .metrics import ECE_BINS, expected_calibration_error
 from .tokenization import token_counts
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,14 @@ def build_report(run, test=None, out: str | None = None, splits: tuple | None = 
     if splits is not None:
         train, dev, test_ex = splits
     else:
-        cfg = copy.deepcopy(run.config)  # load_data fills defaults in the config it reads
+        # A copy that load_data may fill in: the run's own config is frozen when train() returns it.
+        cfg = RunConfig.from_dict(json.loads(run.config.to_json()))
         if test is not None:
             cfg.data.test_file = None
         train, dev, test_ex, _ = load_data(cfg)
     if test is not None:
         test_ex = examples_from(test, "test", read=lambda path: _read(path, run.config))
-        run.labels.check(test_ex, fix="the model cannot score labels it was not trained on: remove them")
+        run.hierarchy.labels.check(test_ex, fix="the model cannot score labels it was not trained on: remove them")
     html = _Page(run, train, dev, test_ex).render()
     out = os.fspath(out or os.path.join(run.dir, REPORT_NAME))
     write_text(out, html)  # atomic; missing parent folders are made
@@ -79,10 +80,12 @@ class _Page:
     """Scores the splits once and builds each section's figure and tables from them."""
 
     def __init__(self, run, train, dev, test):
-        self.run, self.names = run, run.labels.names
+        # The page is about the given labels; a hierarchy's parents show in the per-level table only.
+        self.run, self.k = run, run.hierarchy.num_primary
+        self.names = run.labels.names[:self.k]
         self.decodes = run.model.head.decodes_labels
         self.missing_glyphs: set = set()
-        self.y_train = run.labels.multi_hot(train.labels)
+        self.y_train = run.labels.multi_hot(train.labels)[:, :self.k]
         self.train_rows = len(train)
         self.order = np.argsort(-self.y_train.sum(0), kind="stable")  # labels by training frequency
         self.dev = self._score(dev)
@@ -94,9 +97,12 @@ class _Page:
         self.token_counts = token_counts(run.preprocessor, self.train["examples"].texts)
 
     def _score(self, ex) -> dict:
-        predicted = self.run.infer(ex.texts)
-        return {"examples": ex, "y": self.run.labels.multi_hot(ex.labels), "scores": predicted["scores"],
-                "raw": predicted.get("uncalibrated_scores"), "decisions": self.run.decisions(predicted)}
+        predicted, k = self.run.infer(ex.texts), self.k
+        raw = predicted.get("uncalibrated_scores")
+        full = {"y": self.run.hierarchy.multi_hot(ex.labels), "scores": predicted["scores"],
+                "decisions": self.run.decisions(predicted)}  # [examples, outputs]: labels, then parents
+        return {"examples": ex, **{key: v[:, :k] for key, v in full.items()}, "full": full,
+                "raw": None if raw is None else raw[:, :k]}
 
     # -- the page ------------------------------------------------------------------------------
     def render(self) -> str:
@@ -141,7 +147,8 @@ class _Page:
 
     def _metrics(self, split) -> dict:
         thresholds = None if self.run.thresholds is None else self.run.thresholds.values
-        return multilabel_metrics(split["y"], split["scores"], split["decisions"], self.names, thresholds)
+        full = split["full"]
+        return self.run.hierarchy.metrics(full["y"], full["scores"], full["decisions"], thresholds)
 
     # -- sections ------------------------------------------------------------------------------
     def _curves(self) -> dict | None:

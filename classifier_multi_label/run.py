@@ -33,7 +33,7 @@ from . import baseline as baseline_lib
 from . import encoder as encoder_lib
 from . import registry
 from .calibration import Calibration, fit_calibration
-from .client import prediction_rows
+from .client import add_parents, prediction_rows
 from .config import RunConfig, flag_of, may_change_on_resume, resume_changes
 from .data import (
     DataError,
@@ -51,6 +51,7 @@ from .errors import UserError
 from .explain import DEFAULT_STEPS, Explainer
 from .files import check_output_dir, write_json, write_text
 from .head import resolve_pooling
+from .hierarchy import LabelHierarchy, format_levels
 from .losses import make_loss
 from .metrics import expected_calibration_error, format_metrics, multilabel_metrics
 from .model import MultiLabelClassifier, dtype_policy, resolve_precision
@@ -84,11 +85,16 @@ class Run:
 
     dir: str
     config: RunConfig
-    labels: LabelVocab
+    labels: LabelVocab  # the model's output columns: the given labels, then any parents (hierarchy)
     preprocessor: object  # TextPreprocessor
     model: MultiLabelClassifier
     thresholds: Thresholds | None  # None until tuned on dev, and for a head that decodes label sets
     calibration: Calibration | None = None  # None: scores as the model gives them
+    hierarchy: LabelHierarchy | None = None  # None: flat, the outputs are the given labels
+
+    def __post_init__(self):
+        if self.hierarchy is None:
+            self.hierarchy = LabelHierarchy(self.labels)
 
     def infer(self, texts, batch_size: int | None = None) -> dict:
         """{"scores": [len(texts), num_labels]} (calibrated, with "uncalibrated_scores" beside them, when
@@ -112,7 +118,7 @@ class Run:
         predicted = self.infer(dev.texts)
         if method == "none" or self.model.head.decodes_labels:
             return predicted
-        y_dev, raw = self.labels.multi_hot(dev.labels), predicted["scores"]
+        y_dev, raw = self.hierarchy.multi_hot(dev.labels), predicted["scores"]
         candidate = fit_calibration(y_dev, raw, method)
         before, after = (self._tuned_f1(y_dev, scores) for scores in (raw, candidate.apply(raw)))
         objective = self.config.thresholds.threshold_objective
@@ -129,10 +135,11 @@ class Run:
 
     def _tuned_f1(self, y, scores) -> float:
         """The objective's F1 on (y, scores) at thresholds tuned on them with the run's rule."""
-        th = self.config.thresholds
-        rule = tune_by(th, y, scores)
-        decisions = final_decisions({"scores": scores}, rule.values, rule.at_least_one).numpy()
-        return multilabel_metrics(y, scores, decisions, self.labels.names)[f"{th.threshold_objective}_f1"]
+        th, k = self.config.thresholds, self.hierarchy.num_primary
+        rule = tune_by(th, y[:, :k], scores[:, :k])
+        decisions = final_decisions({"scores": scores[:, :k]}, rule.values, rule.at_least_one).numpy()
+        return multilabel_metrics(y[:, :k], scores[:, :k], decisions,
+                                  self.labels.names[:k])[f"{th.threshold_objective}_f1"]
 
     def scores(self, texts, batch_size: int | None = None) -> np.ndarray:
         """Per-label probabilities [len(texts), num_labels]."""
@@ -141,22 +148,26 @@ class Run:
     def decisions(self, predicted: dict) -> np.ndarray:
         """0/1 [examples, num_labels]: the run's decision rule applied to `infer`'s outputs."""
         values = None if self.thresholds is None else self.thresholds.values
-        return final_decisions(predicted, values, self.config.thresholds.at_least_one).numpy()
+        return self.hierarchy.decide(predicted, values, self.config.thresholds.at_least_one).numpy()
 
-    def predict(self, texts) -> list:
-        """[{"labels": predicted names, best first, "scores": {name: score}}] per text."""
+    def predict(self, texts, parents: bool = False) -> list:
+        """[{"labels": predicted names, best first, "scores": {name: score}}] per text, over the
+        given labels; `parents` (a run with --label-hierarchy) adds "parents": the predicted parent
+        labels, best first, and their scores to "parent_scores"."""
         predicted = self.infer(texts)
-        return prediction_rows(predicted["scores"], self.decisions(predicted), self.labels.names)
+        scores, decisions, k = predicted["scores"], self.decisions(predicted), self.hierarchy.num_primary
+        rows = prediction_rows(scores[:, :k], decisions[:, :k], self.labels.names[:k])
+        return add_parents(rows, scores[:, k:], decisions[:, k:], self.labels.names[k:]) if parents else rows
 
     def tune_thresholds(self, dev: Examples, predicted: dict | None = None) -> dict:
         """Tunes thresholds on `dev` with the run's strategy, saves them; returns the dev metrics.
         A head that decodes label sets has no thresholds: this only measures it on dev. `predicted`:
         `infer`'s outputs on dev, when the caller has them."""
         th = self.config.thresholds
-        y_dev = self.labels.multi_hot(dev.labels)
+        y_dev = self.hierarchy.multi_hot(dev.labels)
         predicted = self.infer(dev.texts) if predicted is None else predicted
         if not self.model.head.decodes_labels:
-            self.thresholds = tune_by(th, y_dev, predicted["scores"])
+            self.thresholds = self.hierarchy.tune(lambda y, s: tune_by(th, y, s), y_dev, predicted["scores"])
             self.thresholds.save(os.path.join(self.dir, "thresholds.json"), self.labels.names)
         return self._metrics(y_dev, predicted)
 
@@ -164,15 +175,17 @@ class Run:
         """Metrics on labelled data: a file path, (texts, label_lists), a DataFrame or `Examples`
         (see `data.examples_from`); thresholds as tuned on dev. -> the metrics dict (metrics.json's)."""
         examples = examples_from(examples, "evaluate", read=lambda path: _read(path, self.config))
-        self.labels.check(examples, fix="the model cannot score labels it was not trained on: "
-                                        "remove them, or retrain with them in --label-file")
-        return self._metrics(self.labels.multi_hot(examples.labels), self.infer(examples.texts))
+        self.hierarchy.labels.check(examples, fix="the model cannot score labels it was not trained on: "
+                                                  "remove them, or retrain with them in --label-file")
+        return self._metrics(self.hierarchy.multi_hot(examples.labels), self.infer(examples.texts))
 
     def _metrics(self, y_true, predicted) -> dict:
-        out = multilabel_metrics(y_true, predicted["scores"], self.decisions(predicted), self.labels.names,
-                                 None if self.thresholds is None else self.thresholds.values)
+        """Metrics on the given labels (`LabelHierarchy.metrics`: plus per-level ones with a hierarchy)."""
+        out = self.hierarchy.metrics(y_true, predicted["scores"], self.decisions(predicted),
+                                     None if self.thresholds is None else self.thresholds.values)
         if "uncalibrated_scores" in predicted:
-            out["ece_uncalibrated"] = expected_calibration_error(y_true, predicted["uncalibrated_scores"])
+            k = self.hierarchy.num_primary
+            out["ece_uncalibrated"] = expected_calibration_error(y_true[:, :k], predicted["uncalibrated_scores"][:, :k])
         return out
 
     def explain(self, texts, labels=None, steps: int = DEFAULT_STEPS, baseline: str = "pad") -> list:
@@ -379,6 +392,7 @@ class _Setup:
     dev: Examples
     test: Examples | None
     labels: LabelVocab
+    hierarchy: LabelHierarchy  # the model's outputs: the labels, then any parents
     backbone: object
     preprocessor: object  # TextPreprocessor
     resuming: bool  # a checkpoint will fill the weights
@@ -399,6 +413,9 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     keras.utils.set_random_seed(cfg.train.seed)
     train_ex, dev_ex, test_ex, labels = load_data(cfg)
     d = cfg.data
+    hierarchy = LabelHierarchy(labels, d.label_hierarchy, cfg.thresholds.parent_consistency)
+    if hierarchy.hierarchical:
+        log.info(hierarchy.describe())
     if resuming:
         backbone = encoder_lib.backbone_from_run(chief_dir)
         pre = encoder_lib.preprocessor_from_run(chief_dir, d.max_seq_length, d.pad_to_multiple_of)
@@ -422,7 +439,7 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
                          "--strategy one_device, or leave --pretrain-epochs out")
     if not head_cls.uses_core_loss and cfg.train.loss != "bce":
         raise UserError(f"--loss {cfg.train.loss}: {cfg.package} trains with its own loss; leave --loss out")
-    cfg.head = head_cls.resolve_options(dict(cfg.head), train_ex.labels, labels)
+    cfg.head = head_cls.resolve_options(dict(cfg.head), hierarchy.expand(train_ex.labels), hierarchy.outputs)
     cfg.train.precision, cfg.train.jit_compile = resolve_precision(cfg.train.precision, cfg.train.jit_compile,
                                                                    head_cls.supports_bfloat16)
     xla = "on" if cfg.train.jit_compile else "off"
@@ -431,7 +448,7 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     log.info("precision %s, XLA %s", cfg.train.precision, xla)
     labels.save(os.path.join(run_dir, "labels.txt"))
     write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
-    return _Setup(cfg.frozen(), train_ex, dev_ex, test_ex, labels, backbone, pre, resuming)
+    return _Setup(cfg.frozen(), train_ex, dev_ex, test_ex, labels, hierarchy, backbone, pre, resuming)
 
 
 def _check_data(run_dir: str, splits: dict, pre):
@@ -454,14 +471,16 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
                                d.batch_size)
         write_json(os.path.join(run_dir, "pretrain_history.json"), history)
 
-    model, pre = _build_model(head_cls, cfg, len(labels), backbone, pre, cluster)
-    y_train, y_dev = labels.multi_hot(train_ex.labels), labels.multi_hot(dev_ex.labels)
-    targets = model.head.targets(train_ex.labels, labels)  # [examples, num_labels]
+    hierarchy, outputs = setup.hierarchy, setup.hierarchy.outputs
+    model, pre = _build_model(head_cls, cfg, len(outputs), backbone, pre, cluster)
+    y_train = hierarchy.multi_hot(train_ex.labels)  # [examples, outputs]: the labels, then their parents
+    y_dev = labels.multi_hot(dev_ex.labels)  # [examples, labels]: the best epoch is chosen on the given labels
+    targets = model.head.targets(hierarchy.expand(train_ex.labels), outputs)  # [examples, outputs]
     loss_fn = make_loss(t.loss, y_train.sum(0), len(y_train), t.focal_gamma, t.focal_alpha, t.asl_gamma_pos,
                         t.asl_gamma_neg, t.asl_clip, t.cb_beta, t.pos_weight_max)
     steps = -(-len(train_ex) // d.batch_size)
     log.info("training on %d examples (%d steps/epoch), dev %d, test %d, %d labels, lr %g (head %g), loss %s",
-             len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(labels),
+             len(train_ex), steps, len(dev_ex), len(test_ex) if test_ex else 0, len(outputs),
              t.learning_rate, t.head_learning_rate, t.loss)
     baseline = fit_baseline(cfg, train_ex, dev_ex, test_ex, labels) if cluster.is_chief else None
     trainer = Trainer(model, loss_fn, t, steps, t.learning_rate, cluster, head_learning_rate=t.head_learning_rate,
@@ -474,14 +493,14 @@ def _train(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir: 
         print(f"{cluster.task_type} {cluster.task_index}: training done; the chief writes the run folder", flush=True)
         return None
 
-    run = Run(run_dir, cfg, labels, pre, model, thresholds=None)
+    run = Run(run_dir, cfg, outputs, pre, model, thresholds=None, hierarchy=hierarchy)
     dev_metrics = run.tune_thresholds(dev_ex, run.calibrate(dev_ex))
     write_json(os.path.join(run_dir, "dev_metrics.json"), dev_metrics)
-    print(format_metrics(dev_metrics, "dev (thresholds tuned here)"), flush=True)
+    print(format_metrics(dev_metrics, "dev (thresholds tuned here)") + format_levels(dev_metrics), flush=True)
     if test_ex is not None:
         test_metrics = run.evaluate(test_ex)
         write_json(os.path.join(run_dir, "metrics.json"), {"split": "test", "file": d.test_file, **test_metrics})
-        print(format_metrics(test_metrics, f"test: {d.test_file}"), flush=True)
+        print(format_metrics(test_metrics, f"test: {d.test_file}") + format_levels(test_metrics), flush=True)
     else:
         log.warning("no --test-file: metrics.json is not written (dev metrics are in dev_metrics.json)")
     if baseline is not None:
@@ -579,7 +598,9 @@ def load_run(run_dir: str, head_cls=None, package: str | None = None) -> Run:
                          f"not {wanted}")
     head_cls = registry.head_class(cfg.head_name)
     cfg.head = dataclasses.asdict(head_cls.make_options(**cfg.head))  # checks the recorded options
-    labels = LabelVocab.load(os.path.join(run_dir, "labels.txt"))
+    hierarchy = LabelHierarchy(LabelVocab.load(os.path.join(run_dir, "labels.txt")), cfg.data.label_hierarchy,
+                               cfg.thresholds.parent_consistency)
+    labels = hierarchy.outputs
     weights = os.path.join(run_dir, "model.weights.h5")
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"{weights} is missing: the run did not finish its first epoch "
@@ -598,5 +619,5 @@ def load_run(run_dir: str, head_cls=None, package: str | None = None) -> Run:
                                                                       labels.names)
     path = os.path.join(run_dir, "calibration.json")
     calibration = Calibration.load(path, labels.names) if os.path.exists(path) else None
-    return Run(run_dir, cfg, labels, pre, model, thresholds, calibration)
+    return Run(run_dir, cfg, labels, pre, model, thresholds, calibration, hierarchy)
 

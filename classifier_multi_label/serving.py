@@ -16,6 +16,10 @@ Signature ``serving_default``: input ``text`` (tf.string, [batch]); outputs
 - ``label_names``: [batch, num_labels] string, the name of each column of ``scores`` (the same in
   every row: TF Serving's row format needs a batch dimension on every output).
 
+These are the given labels. A run trained with ``--label-hierarchy`` adds the same four outputs for
+the parent labels its names imply: ``parent_scores``, ``parent_decisions``, ``parent_labels``,
+``parent_label_names``; a client asks for them by reading them (gRPC: ``output_filter``).
+
 With ``explain_steps`` (``--export-explain``) a second signature, ``explain``, adds each predicted
 label's integrated-gradients attributions (`serving_outputs` with `ig`).
 
@@ -61,8 +65,20 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
+def _ranked(scores, decisions, label_names) -> dict:
+    """The label outputs of `serving_outputs` for one block of columns (the given labels or the parents)."""
+    # Predicted labels first, each group by descending score (scores are in [0, 1]).
+    order = tf.argsort(tf.cast(decisions, tf.float32) * 2.0 + scores, axis=-1, direction="DESCENDING",
+                       stable=True)  # [batch, num_labels]
+    names = tf.gather(tf.constant(label_names), order)  # [batch, num_labels]
+    chosen = tf.gather(decisions, order, batch_dims=1) > 0
+    columns = tf.tile(tf.constant(label_names)[None, :], [tf.shape(scores)[0], 1])  # [batch, num_labels]
+    return {"scores": scores, "decisions": decisions, "labels": tf.where(chosen, names, ""),
+            "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
+
+
 def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, texts, calibration=None,
-                    ig=None, vocab=None):
+                    ig=None, vocab=None, hierarchy=None):
     """The exported computation, also callable in-process (tests compare the two). With `ig` (an
     `explain.IntegratedGradients`) and the tokenizer's `vocab`: the `explain` signature's outputs,
     the same ones plus the integrated-gradients attributions of each text's predicted labels:
@@ -71,22 +87,25 @@ def serving_outputs(model, preprocessor, thresholds, at_least_one, label_names, 
     padding); ``attributions`` [batch, num_labels, length] float32, token attributions of each
     predicted label (zero for the others and for the empty tokens); ``logit_difference``
     [batch, num_labels] float32, each predicted label's logit minus the baseline's (what its
-    attributions sum to). `explain.served_rows` turns them into `Run.explain`'s rows."""
+    attributions sum to). `explain.served_rows` turns them into `Run.explain`'s rows.
+
+    `hierarchy` (a `LabelHierarchy`; `label_names` are its outputs): decisions by its rule, the
+    outputs above on its given labels and the ``parent_*`` ones on its parents."""
     inputs = preprocessor(texts)  # {"token_ids", "segment_ids", "padding_mask"}: [batch, length]
     predicted = model.head.predict(model, inputs)  # "scores" [batch, num_labels], ...
     if calibration is not None:  # the run's per-label map to probabilities (calibration.py)
         predicted = dict(predicted, scores=calibration.apply_tf(predicted["scores"]))
-    scores = predicted["scores"]
-    decisions = final_decisions(predicted, None if thresholds is None else thresholds.values,
-                                at_least_one)  # [batch, num_labels]
-    # Predicted labels first, each group by descending score (scores are in [0, 1]).
-    order = tf.argsort(tf.cast(decisions, tf.float32) * 2.0 + scores, axis=-1, direction="DESCENDING",
-                       stable=True)  # [batch, num_labels]
-    names = tf.gather(tf.constant(label_names), order)  # [batch, num_labels]
-    chosen = tf.gather(decisions, order, batch_dims=1) > 0
-    columns = tf.tile(tf.constant(label_names)[None, :], [tf.shape(scores)[0], 1])  # [batch, num_labels]
-    out = {"scores": scores, "decisions": decisions, "labels": tf.where(chosen, names, ""),
-           "label_count": tf.reduce_sum(decisions, axis=-1), "label_names": columns}
+    scores, values = predicted["scores"], None if thresholds is None else thresholds.values
+    if hierarchy is None:
+        decisions = final_decisions(predicted, values, at_least_one)  # [batch, num_labels]
+    else:
+        decisions = hierarchy.decide(predicted, values, at_least_one)  # [batch, outputs]
+    k = len(label_names) if hierarchy is None else hierarchy.num_primary
+    out = _ranked(scores[:, :k], decisions[:, :k], label_names[:k])
+    if k < len(label_names):
+        parents = _ranked(scores[:, k:], decisions[:, k:], label_names[k:])
+        out.update({f"parent_{key}": v for key, v in parents.items() if key != "label_count"})
+    decisions = out["decisions"]  # [batch, num_labels]: what explain attributes
     if ig is not None:
         attributions, differences = ig.batch(inputs, decisions)
         ids = tf.cast(inputs["token_ids"], tf.int32)  # [batch, length]
@@ -146,7 +165,7 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
 
     def serve(text, ig=None, vocab=None):
         return serving_outputs(run.model, preprocessor, run.thresholds, run.config.thresholds.at_least_one,
-                               run.labels.names, text, run.calibration, ig, vocab)
+                               run.labels.names, text, run.calibration, ig, vocab, run.hierarchy)
 
     # One trace, saved as a concrete function. Keras' ExportArchive saves a tf.function instead, which
     # tf.saved_model.save traces a second time (its save context misses the first trace's cache key).
@@ -167,9 +186,13 @@ def export_run(run, export_dir: str, version: int | None = None, extra_files: di
             if src and os.path.exists(src):
                 shutil.copyfile(src, os.path.join(extra, name))
         outputs = ["scores", "decisions", "labels", "label_count", "label_names"]
+        k, hierarchy = run.hierarchy.num_primary, {}
+        if run.hierarchy.parents:
+            outputs += ["parent_scores", "parent_decisions", "parent_labels", "parent_label_names"]
+            hierarchy = {"label_hierarchy": run.hierarchy.separator, "parent_labels": list(run.labels.names[k:])}
         info = {"package": run.config.package, "version": version, "tokenizer": tokenizer_used,
                 "signature": "serving_default", "input": "text", "outputs": outputs,
-                "labels": list(run.labels.names),
+                "labels": list(run.labels.names[:k]), **hierarchy,
                 "calibration": run.calibration.method if run.calibration is not None else "none"}
         if ig is not None:  # what `explain.served_rows` needs to map tokens back to the text
             info["explain"] = {"signature": "explain", "steps": ig.steps, "baseline": explain_baseline,

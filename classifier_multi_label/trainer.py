@@ -262,7 +262,11 @@ class Trainer:
     def _evaluate(self, dev_inputs, y_dev, record: dict, writer, best_path: str):
         """Scores dev into `record`, keeps the best weights and counts epochs without a gain."""
         predicted = self.model.predict_outputs(dev_inputs, self.cfg.jit_compile)
-        dev = dev_f1(y_dev, predicted["scores"], predicted.get("decisions"), self.objective)
+        # The first columns are the labels y_dev holds; any after them are auxiliary (hierarchy.py).
+        k = y_dev.shape[1]
+        decisions = predicted.get("decisions")
+        dev = dev_f1(y_dev, predicted["scores"][:, :k], None if decisions is None else decisions[:, :k],
+                     self.objective)
         record.update({"dev_micro_f1": dev["micro_f1"], "dev_macro_f1": dev["macro_f1"],
                        "dev_micro_f1_tuned": dev["micro_f1_tuned"], "dev_threshold": dev["threshold"],
                        "dev_selection_f1": dev["selection"]})

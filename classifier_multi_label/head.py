@@ -135,10 +135,10 @@ def resolve_pooling(pooling: str, pretrained: bool) -> str:
     return pooling
 
 
-def pooling_layer(pooling: str, num_labels: int) -> "Pooling":
+def pooling_layer(pooling: str, num_labels: int, projection: int = 0) -> "Pooling":
     """The `Pooling` of a pooled head from its --pooling (a training run resolves `auto` from the
     encoder before; a head built by hand takes `cls` for it)."""
-    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels)
+    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels, projection=projection)
 
 
 class Pooling(keras.layers.Layer):
@@ -161,21 +161,26 @@ class Pooling(keras.layers.Layer):
         [[2.0]]
     """
 
-    def __init__(self, mode: str = "cls", num_labels: int | None = None, **kw):
+    def __init__(self, mode: str = "cls", num_labels: int | None = None, projection: int = 0, **kw):
         super().__init__(name=kw.pop("name", "pooling"), **kw)
         if mode not in POOLINGS:
             raise UserError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
                              "training run from the encoder)")
         if mode == "label" and not num_labels:
             raise ValueError("Pooling('label') needs num_labels")
+        if projection and mode == "cls":
+            raise UserError("--projection maps token states before a token pooling: use --pooling mean, max, "
+                            "attention or label, or --projection 0 with cls")
         self.mode = mode
         queries = {"attention": 1, "label": num_labels}.get(mode)  # one learned query per output vector
         self.score = keras.layers.Dense(queries, name="attention_score") if queries else None
+        self.project = keras.layers.Dense(projection, activation="relu", name="projection") if projection else None
 
     def call(self, encoder_outputs, padding_mask):
         if self.mode == "cls":
             return encoder_outputs["pooled_output"]  # [batch, hidden]
-        x = encoder_outputs["sequence_output"]  # [batch, length, hidden]
+        states = encoder_outputs["sequence_output"]  # [batch, length, hidden]
+        x = self.project(states) if self.project is not None else states  # [batch, length, features]
         real = ops.cast(padding_mask, "bool")  # [batch, length]
         if self.mode == "mean":
             mask = ops.cast(real, x.dtype)[:, :, None]
@@ -183,7 +188,7 @@ class Pooling(keras.layers.Layer):
         if self.mode == "max":
             lowest = ops.cast(ops.min(x), x.dtype)  # padding never wins the max, even over negative states
             return ops.max(ops.where(real[:, :, None], x, lowest), axis=1)  # [batch, hidden]
-        logits = ops.cast(self.score(x), "float32")  # [batch, length, queries]: softmax in float32
+        logits = ops.cast(self.score(states), "float32")  # [batch, length, queries]: softmax in float32
         logits = ops.where(real[:, :, None], logits, -1e9)  # padding excluded
         weights = ops.cast(ops.softmax(logits, axis=1), x.dtype)  # [batch, length, queries]
         pooled = ops.einsum("blq,blh->bqh", weights, x)  # [batch, queries, hidden]
@@ -218,7 +223,7 @@ class PooledHead(Head):
 
     def __init__(self, num_labels: int, **options):
         super().__init__(num_labels, **options)
-        self.pooling = pooling_layer(self.opts.pooling, num_labels)
+        self.pooling = pooling_layer(self.opts.pooling, num_labels, self.opts.projection)
         self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = LabelwiseDense(1) if self.pooling.mode == "label" else logits_layer(num_labels)
 
@@ -226,7 +231,7 @@ class PooledHead(Head):
         return self.pooling(encoder_outputs, padding_mask)  # [batch, hidden] ([batch, labels, hidden]: label)
 
     def feature_dim(self, encoder_outputs_shape) -> int:
-        return int(encoder_outputs_shape["pooled_output"][-1])
+        return self.opts.projection or int(encoder_outputs_shape["pooled_output"][-1])
 
     def call(self, encoder_outputs, padding_mask, training=None):
         h = self.dropout(self.features(encoder_outputs, padding_mask), training=training)

@@ -16,6 +16,9 @@ class PooledOptions:
                                   "tokens, a learned attention over them, or one attention per label "
                                   "(label); auto: cls over a pretrained encoder, attention from scratch",
                           POOLINGS)
+    projection: int = option(0, "token pooling only: map each token state to this many ReLU features "
+                                "before pooling (detectors the pooling picks from); 0: pool the states",
+                             minimum=0)
 
 
 @dataclass

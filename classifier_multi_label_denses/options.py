@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classifier_multi_label.config import POOLINGS, option
+from classifier_multi_label.head_options import PooledOptions
 
 
 @dataclass
-class DensesOptions:
-    dropout: float = option(0.1, "dropout on the pooled text vector")
-    pooling: str = option("auto", "the text vector (as the baseline's --pooling); auto: cls over a pretrained "
-                                  "encoder, attention from scratch", POOLINGS)
+class DensesOptions(PooledOptions):
+    """The baseline's: the same pooled text vector, then one 2-way softmax per label."""

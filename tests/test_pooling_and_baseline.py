@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from classifier_multi_label.baseline import TfidfBaseline, mostly_cjk, wanted
+from classifier_multi_label.errors import UserError
 from classifier_multi_label.head import PooledHead, Pooling, resolve_pooling
 from classifier_multi_label.run import baseline_verdict
 
@@ -34,6 +35,31 @@ def test_pooling_reads_only_the_real_tokens(mode):
         real = SEQ.numpy()[0, :3]
         assert before.shape == ((2, 3, 4) if mode == "label" else (2, 4))
         assert np.all(before[0] >= real.min(0) - 1e-6) and np.all(before[0] <= real.max(0) + 1e-6)
+
+
+@pytest.mark.parametrize("mode", ["mean", "max", "attention", "label"])
+def test_projection_maps_each_token_before_the_pooling(mode):
+    pool = Pooling(mode, num_labels=3, projection=6)
+    pooled = pool(outputs(), MASK).numpy()  # [batch, 6]; label: [batch, 3, 6]
+    assert pooled.shape == ((2, 3, 6) if mode == "label" else (2, 6))
+    features = pool.project(SEQ).numpy()  # [batch, length, 6]: ReLU features of each token
+    assert features.min() >= 0.0
+    if mode == "mean":
+        np.testing.assert_allclose(pooled[0], features[0, :3].mean(0), rtol=1e-5)
+    elif mode == "max":
+        np.testing.assert_allclose(pooled[1], features[1].max(0), rtol=1e-6)
+    else:  # the attention weights come from the states, as without projection: only what is averaged changes
+        logits = pool.score(SEQ).numpy()[0, :3]  # [3 real tokens, queries]
+        weights = np.exp(logits - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+        expected = np.einsum("lq,lh->qh", weights, features[0, :3])
+        np.testing.assert_allclose(pooled[0].reshape(expected.shape), expected, rtol=1e-4, atol=1e-6)
+    head = PooledHead(3, pooling=mode, projection=6)
+    assert head.feature_dim({"pooled_output": (None, 4)}) == 6
+
+
+def test_projection_needs_a_token_pooling():
+    with pytest.raises(UserError, match="--projection"):
+        Pooling("cls", projection=8)
 
 
 def test_attention_pooling_learns_which_token_matters():

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from classifier_multi_label.config import RunConfig, ThresholdConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
+from classifier_multi_label.environment import code_label  # noqa: E402
 from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -134,7 +135,12 @@ def collect(folder, head_cls, package, train_seconds=None) -> dict:
     start = time.time()
     run.scores(test.texts, batch_size=64)
     infer = time.time() - start
-    result = {**m, "train_seconds": round(train_seconds or sum(h["train_seconds"] for h in history), 1),
+    env = None  # what it trained on (environment.json; older run folders have none)
+    if os.path.exists(os.path.join(folder, "environment.json")):
+        with open(os.path.join(folder, "environment.json"), encoding="utf-8") as fh:
+            env = json.load(fh)
+    result = {**m, "code": code_label(env), "cpu": env["cpu"] if env else "",
+              "train_seconds": round(train_seconds or sum(h["train_seconds"] for h in history), 1),
               "infer_examples_per_s": round(len(test) / infer, 1), "epochs_run": len(history),
               "history": history, "config": json.loads(run.config.to_json())}
     with open(cached, "w", encoding="utf-8") as fh:
@@ -211,13 +217,13 @@ def plot(dataset, encoder, results, counts, out_dir) -> list:
 
 
 def table(dataset, results) -> str:
-    lines = [f"| {dataset} | " + " | ".join(KEYS) + " | train s | infer ex/s |",
-             "|---|" + "---|" * (len(KEYS) + 2)]
+    lines = [f"| {dataset} | " + " | ".join(KEYS) + " | train s | infer ex/s | code |",
+             "|---|" + "---|" * (len(KEYS) + 3)]
     for name, m in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in KEYS)
-                     + f" | {m.get('train_seconds', '')} | {m.get('infer_examples_per_s', '')} |")
+                     + f" | {m.get('train_seconds', '')} | {m.get('infer_examples_per_s', '')} | {m.get('code', '')} |")
     for name, m in PUBLISHED[dataset]:
-        lines.append(f"| *{name}* | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in KEYS) + " | | |")
+        lines.append(f"| *{name}* | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in KEYS) + " | | | |")
     return "\n".join(lines)
 
 

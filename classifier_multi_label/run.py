@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from . import baseline as baseline_lib
 from . import encoder as encoder_lib
-from . import registry
+from . import environment, registry
 from .calibration import Calibration, fit_calibration
 from .client import add_parents, prediction_rows
 from .config import RunConfig, flag_of, may_change_on_resume, resume_changes
@@ -209,8 +209,9 @@ class Run:
         """A TF Serving version folder `<export_dir>/<version>` (see `serving.export_run`); `explain`
         (default: the run's --export-explain) adds the `explain` signature, `ig_steps` steps."""
         explain = self.config.train.export_explain if explain is None else explain
-        extra = {n: os.path.join(self.dir, n) for n in ("config.json", "metrics.json", "dev_metrics.json",
-                                                         "labels.txt", "thresholds.json", "calibration.json")}
+        extra = {n: os.path.join(self.dir, n) for n in ("config.json", "environment.json", "metrics.json",
+                                                         "dev_metrics.json", "labels.txt", "thresholds.json",
+                                                         "calibration.json")}
         return export_run(self, export_dir, version, extra_files=extra,
                           tokenizer=tokenizer or self.config.train.export_tokenizer,
                           explain_steps=ig_steps if explain else None, explain_baseline=ig_baseline)
@@ -448,7 +449,18 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     log.info("precision %s, XLA %s", cfg.train.precision, xla)
     labels.save(os.path.join(run_dir, "labels.txt"))
     write_text(os.path.join(run_dir, "config.json"), cfg.to_json())
+    _record_environment(run_dir, resumed=cfg.train.resume)
     return _Setup(cfg.frozen(), train_ex, dev_ex, test_ex, labels, hierarchy, backbone, pre, resuming)
+
+
+def _record_environment(run_dir: str, resumed: bool):
+    """environment.json: what the run started on; a resumed run adds what it continued on."""
+    path, env = os.path.join(run_dir, "environment.json"), environment.describe()
+    if resumed and os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            started = json.load(fh)
+        env = dict(started, resumed=started.get("resumed", []) + [env])
+    write_json(path, env)
 
 
 def _check_data(run_dir: str, splits: dict, pre):

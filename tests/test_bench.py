@@ -47,3 +47,12 @@ def test_rows_without_a_run_folder_keep_their_last_numbers_in_package_order():
     assert rows["classifier_multi_label_textcnn (scratch)"]["micro_f1"] == 0.85
     assert kept == ["contrib.prototype_contrastive (textcnn head) (scratch)",
                     "classifier_multi_label_textcnn (scratch, mlm20)", "classifier_multi_label (scratch)"]
+
+
+def test_table_rows_name_the_code_they_ran():
+    results = {"classifier_multi_label_textcnn (scratch, e6)": {"micro_f1": 0.9, "code": "65dca3b+"},
+               "classifier_multi_label (scratch)": {"micro_f1": 0.5}}  # an older row: code unknown
+    lines = accuracy.table("duee", results).splitlines()
+    assert lines[0].endswith("| train s | infer ex/s | code |")
+    assert lines[2].endswith("| 65dca3b+ |") and lines[3].endswith("|  |")
+    assert {line.count("|") for line in lines} == {lines[0].count("|")}  # every row has every column

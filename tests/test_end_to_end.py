@@ -1,8 +1,10 @@
 """The literal commands a user runs, on a hellonlp-format file as the original's users have them,
 and the exported SavedModel in a clean process that imports only tensorflow and tensorflow_text."""
 
+import importlib.metadata
 import json
 import os
+import subprocess
 
 import pytest
 from conftest import REVIEWS, ROOT, TINY, assert_export_parity, run_command, run_script, write_hellonlp
@@ -57,6 +59,11 @@ def test_train_writes_the_run_folder(trained):
     assert {"dev", "test", "verdict", "seconds"} <= set(baseline)
     assert baseline["test"]["num_examples"] == len(REVIEWS)
     assert baseline["verdict"] in trained["proc"].stdout + err  # said in the run's own output
+    env = json.loads((run / "environment.json").read_text())  # the code and libraries it ran on
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert env["classifier_multi_label"]["source"]["commit"] == head.strip()  # the tests run in the checkout
+    assert env["libraries"]["tensorflow"] == importlib.metadata.version("tensorflow")
+    assert env["devices"] and "resumed" not in env
 
 
 def test_eval_predict_export_commands(trained):
@@ -84,6 +91,8 @@ def test_eval_predict_export_commands(trained):
     proc = run_command("classifier_multi_label/export.py", "--model-dir", run, "--export-dir", run / "export",
                        "--export-explain", "--ig-steps", "4")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "export" / "2" / "assets.extra" / "environment.json").read_text() == (
+        run / "environment.json").read_text()
     info = json.loads((run / "export" / "3" / "assets.extra" / "export.json").read_text())
     assert info["explain"]["signature"] == "explain" and info["explain"]["steps"] == 4
     assert "explain" not in json.loads((run / "export" / "2" / "assets.extra" / "export.json").read_text())

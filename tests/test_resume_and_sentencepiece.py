@@ -97,6 +97,8 @@ def test_ctrl_c_then_a_kill_and_resume_finishes_the_same_run(data, tmp_path, uni
     assert epochs == list(range(1, EPOCHS + 1))
     assert (run_dir / "metrics.json").exists() and (run_dir / "export" / "1" / "saved_model.pb").exists()
     same_results(uninterrupted, run_dir)  # mean epoch losses included: the cut epoch counts all its batches
+    env = json.loads((run_dir / "environment.json").read_text())  # the start, then each of the two resumes
+    assert len(env["resumed"]) == 2 and env["resumed"][0]["libraries"] == env["libraries"]
 
 
 def test_sentencepiece_vocabulary(tmp_path):

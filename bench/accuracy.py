@@ -19,6 +19,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -216,6 +217,35 @@ def plot(dataset, encoder, results, counts, out_dir) -> list:
                    ylabel="test F1", title=f"{dataset}, {encoder}: per label")]
 
 
+def seed_groups(results) -> dict:
+    """{row name without its seed: [(seed, row), ...]} for the rows that differ only by `--seed` (a tag
+    ending in "-sN", or no such tag and the seed in its config), where a group has several seeds."""
+    groups = {}
+    for name, m in results.items():
+        seed = (m.get("config") or {}).get("train", {}).get("seed")
+        match = re.fullmatch(r"(.*), s(\d+)\)", name)
+        if match:
+            name, seed = match.group(1) + ")", int(match.group(2))
+        if seed is not None:
+            groups.setdefault(name, []).append((seed, m))
+    return {k: sorted(v, key=lambda sm: sm[0]) for k, v in groups.items() if len({s for s, _ in v}) > 1}
+
+
+def seed_table(dataset, results) -> str:
+    """Mean and range over seeds of each `seed_groups` group, or "" when there is none."""
+    lines = []
+    for name, rows in seed_groups(results).items():
+        cells = []
+        for k in ("micro_f1", "macro_f1", "rare_macro_f1"):
+            v = np.array([m[k] for _, m in rows])
+            cells.append(f"{v.mean():.4f} ({v.min():.4f} to {v.max():.4f})")
+        lines.append(f"| {name} | {', '.join(str(s) for s, _ in rows)} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    return "\n".join([f"| {dataset}, over seeds | seeds | micro_f1 mean (range) | macro_f1 mean (range) | "
+                      "rare_macro_f1 mean (range) |", "|---|---|---|---|---|"] + lines)
+
+
 def table(dataset, results) -> str:
     lines = [f"| {dataset} | " + " | ".join(KEYS) + " | train s | infer ex/s | code |",
              "|---|" + "---|" * (len(KEYS) + 3)]
@@ -304,7 +334,10 @@ def main():
         json.dump({"dataset": args.dataset, "results": results}, fh, indent=1, ensure_ascii=False)
     with open(path[:-5] + ".md", "w", encoding="utf-8") as fh:
         fh.write(table(args.dataset, results) + "\n")
+        if seed_table(args.dataset, results):
+            fh.write("\n" + seed_table(args.dataset, results) + "\n")
     print(table(args.dataset, results))
+    print(seed_table(args.dataset, results))
     print(f"rare labels (the rarest third in training): {', '.join(rare)}")
     print(f"wrote {path}, {', '.join(plot(args.dataset, args.encoder, results, counts, args.out))}")
 

@@ -56,3 +56,20 @@ def test_table_rows_name_the_code_they_ran():
     assert lines[0].endswith("| train s | infer ex/s | code |")
     assert lines[2].endswith("| 65dca3b+ |") and lines[3].endswith("|  |")
     assert {line.count("|") for line in lines} == {lines[0].count("|")}  # every row has every column
+
+
+def test_rows_that_differ_only_by_seed_are_summarised():
+    def row(seed, micro):
+        return {"micro_f1": micro, "macro_f1": micro - 0.1, "rare_macro_f1": micro - 0.2,
+                "config": {"train": {"seed": seed}}}
+
+    results = {"textcnn (scratch, e6)": row(42, 0.90),  # the default seed, no seed tag
+               "textcnn (scratch, e6, s43)": row(43, 0.88), "textcnn (scratch, e6, s44)": row(44, 0.89),
+               "textcnn (scratch, e6, hier, s42)": row(42, 0.87),  # a group of one seed: no summary
+               "textcnn (scratch, e15)": row(42, 0.91)}
+    groups = accuracy.seed_groups(results)
+    assert list(groups) == ["textcnn (scratch, e6)"] and [s for s, _ in groups["textcnn (scratch, e6)"]] == [42, 43, 44]
+    lines = accuracy.seed_table("duee", results).splitlines()
+    assert lines[2] == ("| textcnn (scratch, e6) | 42, 43, 44 | 0.8900 (0.8800 to 0.9000) | 0.7900 (0.7800 to 0.8000) "
+                        "| 0.6900 (0.6800 to 0.7000) |")
+    assert accuracy.seed_table("duee", {"textcnn (scratch)": row(42, 0.9)}) == ""

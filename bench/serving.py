@@ -3,7 +3,7 @@ user runs on the same architecture: Hugging Face transformers in float32 and wit
 autocast, and ONNX Runtime (float32, and int8 dynamic quantization) exported from the same
 transformers model. Each system is measured in its own process, in the same run.
 
-    python bench/serving.py [--seq-len 60] [--seconds 20] [--calls 300] [--systems ...] [--json]
+    python bench/serving.py [--seq-len 60] [--seconds 20] [--calls 300] [--systems ...] [--json] [--profile]
 
 Architecture: albert_small_zh (vocabulary 21128, embedding 128, hidden 384, 6 layers, 12 heads, FFN
 1536) with the baseline's pooled sigmoid head over 10 labels, random weights. Texts: the demo
@@ -108,6 +108,43 @@ def ours(vocab, seq_len, export_dir, tokenizer, precision):
     return lambda batch: serve(text=tf.constant(batch))["labels"].numpy(), {"tensorflow": tf.__version__}
 
 
+def op_profile(fn, items, calls: int) -> list:
+    """Where one single-text request's time goes in our SavedModel: TensorFlow's profiler over
+    `calls` requests -> [{"op": type, "ms_per_call", "ops_per_call"}], most time first. Kernel
+    times only, summed over the threads that ran them (so their sum can exceed the wall time)."""
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    for t in items[:10]:
+        fn([t])
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    for i in range(calls):
+        fn([items[i % len(items)]])
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as fh:
+        space.ParseFromString(fh.read())
+    time_ps, count = {}, {}
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name  # "<node name>:<op type>" for a kernel
+                if ":" not in name or name.startswith(("$", " ")):
+                    continue
+                op = name.rsplit(":", 1)[1]
+                if not op[:1].isupper() or op in ("Process", "Run", "Record", "StartRegion", "StopRegion"):
+                    continue  # executor and tracing events, not kernels
+                time_ps[op] = time_ps.get(op, 0) + event.duration_ps
+                count[op] = count.get(op, 0) + 1
+    rows = [{"op": op, "ms_per_call": round(ps / 1e9 / calls, 4), "ops_per_call": round(count[op] / calls, 1)}
+            for op, ps in time_ps.items()]
+    return sorted(rows, key=lambda r: -r["ms_per_call"])
+
+
 def huggingface(vocab, seq_len, folder, how="float32"):
     """transformers' fast tokenizer + AlbertForSequenceClassification; `how`: float32, bfloat16
     (`torch.autocast`, as a PyTorch user turns it on), onnx or onnx_int8 (ONNX Runtime on the same
@@ -178,8 +215,8 @@ def systems() -> list:
     return [f"ours, {t} tokenizer, {p}" for t, p in ours_rows] + list(PEERS)
 
 
-def child(name, seq_len, seconds, calls) -> dict:
-    """Builds system `name` in this process and measures it."""
+def child(name, seq_len, seconds, calls, profile: bool = False) -> dict:
+    """Builds system `name` in this process and measures it (`profile`: ours, op by op, too)."""
     vocab, items = vocabulary(), texts(seq_len)
     with tempfile.TemporaryDirectory() as tmp:
         if name in PEERS:
@@ -192,8 +229,9 @@ def child(name, seq_len, seconds, calls) -> dict:
             fn, versions = ours(vocab, seq_len, os.path.join(tmp, "export"), tokenizer, precision)
         p50, p99 = latency(fn, items, calls)
         rate = throughput(fn, items, 64, seconds)
+        ops = op_profile(fn, items, min(calls, 100)) if profile and name not in PEERS else None
     return {"latency_p50_ms": round(p50, 2), "latency_p99_ms": round(p99, 2),
-            "batch64_examples_per_s": round(rate, 1), "versions": versions}
+            "batch64_examples_per_s": round(rate, 1), "versions": versions, **({"op_profile": ops} if ops else {})}
 
 
 def main():
@@ -204,15 +242,19 @@ def main():
     p.add_argument("--systems", nargs="+", default=None, metavar="NAME",
                    help=f"a subset of: {', '.join(systems())}")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile our single-text requests op by op (TensorFlow's profiler; kernel time "
+                        "per op type summed over threads, after the timed figures)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.seq_len, args.seconds, args.calls)))
+        print(json.dumps(child(args.child, args.seq_len, args.seconds, args.calls, args.profile)))
         return
     results = {}
     for name in args.systems or systems():
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name, "--seq-len",
-                               str(args.seq_len), "--seconds", str(args.seconds), "--calls", str(args.calls)],
+                               str(args.seq_len), "--seconds", str(args.seconds), "--calls", str(args.calls)]
+                              + (["--profile"] if args.profile else []),
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{name} not measured: {proc.stderr.strip()[-400:]}", file=sys.stderr)
@@ -244,6 +286,18 @@ def main():
             r = results[name]
             print(f"| {name} | " + " | ".join(f"{r['throughput_vs'][n]}x / {r['p50_speedup_vs'][n]}x"
                                                for n in peers) + " |")
+    for name, r in results.items():
+        if "op_profile" in r:
+            ops = r["op_profile"]
+            kernels = sum(o["ms_per_call"] for o in ops)
+            print(f"\n{name}: kernel time per single-text request {kernels:.2f} ms summed over threads (p50 "
+                  f"{r['latency_p50_ms']} ms), "
+                  f"{sum(o['ops_per_call'] for o in ops):.0f} kernels; the op types with the most time:")
+            print("| op | ms per request | share of kernel time | kernels per request |")
+            print("|---|---|---|---|")
+            for o in ops[:15]:
+                share = o["ms_per_call"] / kernels
+                print(f"| {o['op']} | {o['ms_per_call']:.3f} | {share:.0%} | {o['ops_per_call']} |")
 
 
 if __name__ == "__main__":

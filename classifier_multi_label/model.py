@@ -33,19 +33,28 @@ def cpu_has_amx_bf16() -> bool:
         return False
 
 
+def gpu_compute_capabilities() -> list:
+    """(major, minor) of each visible GPU ((0, 0) when the driver does not say); [] without one."""
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
 def resolve_precision(precision: str, jit_compile, head_supports_bfloat16: bool = True) -> tuple:
-    """(dtype policy, XLA on/off) for a run. "auto": mixed_bfloat16 on a CPU-only machine with AMX
-    bfloat16 units, else float32. XLA defaults to on for float32 and off for mixed_bfloat16: XLA's CPU
-    backend does not use the AMX units (measured: docs/benchmarks.md, the speed section)."""
+    """(dtype policy, XLA on/off) for a run. "auto": mixed_bfloat16 where the hardware computes
+    bfloat16 natively: on GPUs when every one has bfloat16 tensor cores (compute capability 8.0,
+    Ampere, or newer), on a machine without GPUs when the CPU has AMX bfloat16 units; else float32.
+    XLA defaults to on, except for mixed_bfloat16 on a CPU: XLA's CPU backend does not use the AMX
+    units (measured: docs/benchmarks.md, the speed section)."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "mixed_bfloat16" and not head_supports_bfloat16:
         raise UserError("--precision mixed_bfloat16: this head trains in float32 only; use --precision float32")
+    gpus = gpu_compute_capabilities()
     if precision == "auto":
-        bf16 = head_supports_bfloat16 and cpu_has_amx_bf16() and not tf.config.list_physical_devices("GPU")
-        precision = "mixed_bfloat16" if bf16 else "float32"
+        native = all(c >= (8, 0) for c in gpus) if gpus else cpu_has_amx_bf16()
+        precision = "mixed_bfloat16" if head_supports_bfloat16 and native else "float32"
     if jit_compile is None:
-        jit_compile = precision == "float32"
+        jit_compile = precision == "float32" or bool(gpus)
     return precision, bool(jit_compile)
 
 

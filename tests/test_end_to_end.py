@@ -154,6 +154,12 @@ def test_precision_resolution(monkeypatch):
         model_lib.resolve_precision("float16", None)
     monkeypatch.setattr(model_lib, "cpu_has_amx_bf16", lambda: True)
     assert model_lib.resolve_precision("auto", None, head_supports_bfloat16=False) == ("float32", True)
+    # GPUs decide, not the CPU: bfloat16 where every GPU has bfloat16 tensor cores (8.0+), XLA on.
+    for capabilities, expected in (([(8, 0), (9, 0)], "mixed_bfloat16"), ([(8, 6), (7, 5)], "float32"),
+                                   ([(7, 0)], "float32"), ([(0, 0)], "float32")):
+        monkeypatch.setattr(model_lib, "gpu_compute_capabilities", lambda c=capabilities: c)
+        assert model_lib.resolve_precision("auto", None) == (expected, True), capabilities
+    assert model_lib.resolve_precision("auto", None, head_supports_bfloat16=False) == ("float32", True)
     with pytest.raises(ValueError, match="trains in float32 only"):
         model_lib.resolve_precision("mixed_bfloat16", None, head_supports_bfloat16=False)
 

@@ -43,9 +43,9 @@ def source_commit(folder: str = SOURCE) -> dict | None:
 CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
-def _cpu() -> tuple:
-    """(model name, the CPU_FEATURES it has); Linux reads /proc/cpuinfo, elsewhere the features are
-    left empty."""
+def cpu_info() -> tuple:
+    """(model name, set of feature flags) of this machine's CPU; Linux reads /proc/cpuinfo, elsewhere
+    the flags are empty."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -58,7 +58,7 @@ def _cpu() -> tuple:
                     break
     except OSError:
         pass
-    return model, [f for f in CPU_FEATURES if f in flags]
+    return model, flags
 
 
 def _devices() -> list:
@@ -75,10 +75,10 @@ def describe() -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    cpu, features = _cpu()
+    cpu, flags = cpu_info()
     return {"classifier_multi_label": {"version": __version__, "source": source_commit()},
             "python": platform.python_version(), "libraries": versions, "platform": platform.platform(),
-            "cpu": cpu, "cpu_features": features, "cpu_count": os.cpu_count(),
+            "cpu": cpu, "cpu_features": [f for f in CPU_FEATURES if f in flags], "cpu_count": os.cpu_count(),
             "devices": _devices(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -21,16 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from .config import PRECISIONS
+from .environment import cpu_info
 from .errors import UserError
 
 
 def cpu_has_amx_bf16() -> bool:
     """True on x86 CPUs with AMX bfloat16 tiles (Linux /proc/cpuinfo flag `amx_bf16`)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in fh)
-    except OSError:
-        return False
+    return "amx_bf16" in cpu_info()[1]
 
 
 def gpu_compute_capabilities() -> list:

@@ -159,8 +159,8 @@ def served(tmp_path_factory, sigmoid_run_dir):
 def test_export_folder_layout_and_assets(served):
     version = served["export"] / "1"
     extra = sorted(os.listdir(version / "assets.extra"))
-    assert extra == ["calibration.json", "config.json", "dev_metrics.json", "export.json", "labels.txt",
-                     "metrics.json", "thresholds.json"]
+    assert extra == ["calibration.json", "config.json", "dev_metrics.json", "environment.json", "export.json",
+                     "labels.txt", "metrics.json", "thresholds.json"]
     info = json.loads((version / "assets.extra" / "export.json").read_text())
     assert info["tokenizer"] == "core" and info["version"] == 1 and info["calibration"] == "temperature"
     assert info["labels"] == served["run"].labels.names

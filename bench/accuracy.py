@@ -332,12 +332,10 @@ def main():
         m["rare_macro_f1"] = rare_macro_f1(m, rare)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"dataset": args.dataset, "results": results}, fh, indent=1, ensure_ascii=False)
+    tables = [t for t in (table(args.dataset, results), seed_table(args.dataset, results)) if t]
     with open(path[:-5] + ".md", "w", encoding="utf-8") as fh:
-        fh.write(table(args.dataset, results) + "\n")
-        if seed_table(args.dataset, results):
-            fh.write("\n" + seed_table(args.dataset, results) + "\n")
-    print(table(args.dataset, results))
-    print(seed_table(args.dataset, results))
+        fh.write("\n\n".join(tables) + "\n")
+    print("\n\n".join(tables))
     print(f"rare labels (the rarest third in training): {', '.join(rare)}")
     print(f"wrote {path}, {', '.join(plot(args.dataset, args.encoder, results, counts, args.out))}")
 

@@ -98,6 +98,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
                                     learning_rate=args.learning_rate, precision=args.precision,
                                     head_learning_rate=args.head_learning_rate, loss=args.loss,
+                                    layer_decay=args.layer_decay,
                                     token_dropout=args.token_dropout, adversarial_epsilon=args.adversarial_epsilon)
     cfg.thresholds.threshold_objective = args.threshold_objective
     cfg.data.label_hierarchy = args.label_hierarchy
@@ -270,6 +271,7 @@ def main():
                    help="train.py's; default: train.py's (the length holding 99%% of the training texts)")
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--head-learning-rate", type=float, default=None, help="train.py's; default: train.py's")
+    p.add_argument("--layer-decay", type=float, default=1.0, help="train.py's --layer-decay")
     p.add_argument("--loss", default="bce", help="train.py's --loss")
     p.add_argument("--threshold-objective", default="micro", help="train.py's --threshold-objective")
     p.add_argument("--label-hierarchy", default=None, help="train.py's --label-hierarchy (e.g. - for DuEE)")

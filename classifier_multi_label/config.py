@@ -128,6 +128,9 @@ class TrainConfig(_Freezable):
     head_learning_rate: Optional[float] = option(None, "the head's peak learning rate; none: 1e-3 over a "
                                                        "pretrained encoder, --learning-rate from scratch",
                                                  minimum=1e-12)
+    layer_decay: float = option(1.0, "layer-wise learning-rate decay: each encoder layer learns at this times "
+                                     "the rate of the layer above it, the embeddings lowest; 1: off",
+                                minimum=0.01, maximum=1.0)
     warmup_ratio: float = option(0.1, "share of the steps spent warming the learning rate up", minimum=0.0, maximum=1.0)
     head_warmup_ratio: Optional[float] = option(None, "the head's warm-up share; none: --warmup-ratio",
                                                 minimum=0.0, maximum=1.0)

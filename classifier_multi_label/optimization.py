@@ -1,6 +1,7 @@
 """The optimizer every head trains with: AdamW (no weight decay on LayerNorm and biases) over a linear
-warm-up then linear decay to zero, embedding gradients made dense, and an optional second schedule
-for the head's variables (`--head-learning-rate`, `--head-warmup-ratio`).
+warm-up then linear decay to zero, embedding gradients made dense, an optional second schedule
+for the head's variables (`--head-learning-rate`, `--head-warmup-ratio`) and optional layer-wise
+decay of the encoder's rate (`--layer-decay`).
 
 Example:
     >>> schedule = WarmupLinearDecay(peak=1e-3, total_steps=100, warmup_steps=10)
@@ -9,6 +10,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import re
 
 import keras
 import tensorflow as tf
@@ -46,6 +49,49 @@ def dense_gradients(grads) -> list:
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
+# keras-hub's backbones name their blocks transformer_layer_<i> (BERT, DistilBERT, RoBERTa, ...) or,
+# with ALBERT's sharing, group_<g>_inner_layer_<j> (the group's weights serve every layer of the group).
+_BLOCK = re.compile(r"(?:^|/)(?:transformer_layer_(\d+)|group_(\d+)_inner_layer_\d+)/")
+_EMBEDDINGS = re.compile(r"(?:^|/)(?:token|position|segment)_embedding/|(?:^|/)embeddings_(?:layer_norm|dropout)/"
+                         r"|(?:^|/)embedding_projection/")
+
+
+def layer_decay_scales(variables, decay: float) -> dict:
+    """{variable path: learning-rate factor} for layer-wise decay over an encoder's variables.
+
+    The top block learns at the encoder's rate, each block below at `decay` times the one above it,
+    the embeddings at `decay` times the lowest block (ELECTRA's and BEiT's rule); variables above the
+    blocks (a pooler) keep the full rate. ALBERT's shared groups count as blocks.
+
+    Example:
+        >>> import keras_hub
+        >>> bert = keras_hub.models.BertBackbone(vocabulary_size=20, num_layers=2, num_heads=1,
+        ...                                      hidden_dim=4, intermediate_dim=8, max_sequence_length=8)
+        >>> scales = layer_decay_scales(bert.trainable_variables, 0.5)
+        >>> [scales[p] for p in ("token_embedding/embeddings", "transformer_layer_0/self_attention_layer/query/kernel",
+        ...                      "transformer_layer_1/feedforward_output_dense/bias", "pooled_dense/kernel")]
+        [0.25, 0.5, 1.0, 1.0]
+    """
+    blocks = {}
+    for v in variables:
+        m = _BLOCK.search(v.path)
+        blocks[v.path] = int(m.group(1) or m.group(2)) if m else None
+    depths = [b for b in blocks.values() if b is not None]
+    if not depths:
+        raise ValueError("--layer-decay: the encoder has no variables named transformer_layer_<i> or "
+                         "group_<g>_inner_layer_<j>, so its layers cannot be told apart; use --layer-decay 1")
+    top = max(depths)
+    scales = {}
+    for path, block in blocks.items():
+        if block is not None:
+            scales[path] = decay ** (top - block)
+        elif _EMBEDDINGS.search(path):
+            scales[path] = decay ** (top + 1)
+        else:
+            scales[path] = 1.0
+    return scales
+
+
 class ReducedGradientsAdamW(keras.optimizers.AdamW):
     """AdamW given gradients already summed over replicas, embedding gradients made dense, and an
     optional second learning rate for some variables (the head's).
@@ -54,15 +100,17 @@ class ReducedGradientsAdamW(keras.optimizers.AdamW):
     batch's gradient, as one process would; Keras' own `apply` clips each replica's share, then sums.
 
     `head_learning_rate` (a schedule) drives the variables in `head_variables`; the others follow
-    `learning_rate`. Decoupled weight decay is applied per variable at that variable's own rate (as
+    `learning_rate`, times their factor in `scales` ((variable, factor) pairs: layer-wise decay) when
+    they have one. Decoupled weight decay is applied per variable at that variable's own rate (as
     PyTorch's parameter groups do), just before its Adam step, where Keras applies it to every
     variable at the one optimizer rate.
     """
 
-    def __init__(self, *args, head_learning_rate=None, head_variables=(), **kwargs):
+    def __init__(self, *args, head_learning_rate=None, head_variables=(), scales=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._head_schedule = head_learning_rate
         self._head_keys = {self._var_key(v) for v in head_variables}
+        self._scales = {self._var_key(v): factor for v, factor in (scales or ()) if factor != 1.0}
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return grads_and_vars
@@ -73,6 +121,8 @@ class ReducedGradientsAdamW(keras.optimizers.AdamW):
     def update_step(self, gradient, variable, learning_rate):
         if self._head_schedule is not None and self._var_key(variable) in self._head_keys:
             learning_rate = self._head_schedule(self.iterations)
+        elif self._var_key(variable) in self._scales:
+            learning_rate = learning_rate * self._scales[self._var_key(variable)]
         if self.weight_decay is not None and self._use_weight_decay(variable):
             lr = keras.ops.cast(learning_rate, variable.dtype)
             variable.assign(variable - variable * keras.ops.cast(self.weight_decay, variable.dtype) * lr)
@@ -88,17 +138,23 @@ if not hasattr(keras.optimizers.AdamW, "_all_reduce_sum_gradients"):  # a Keras 
 
 
 def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int, clip: bool = False,
-                   head_learning_rate: float | None = None, head_variables=()) -> keras.optimizers.Optimizer:
+                   head_learning_rate: float | None = None, head_variables=(),
+                   encoder_variables=()) -> keras.optimizers.Optimizer:
     """AdamW over the warm-up/decay schedule; `head_variables` over their own (peak
-    `head_learning_rate`, warm-up `cfg.head_warmup_ratio`). The trainer clips gradients itself (see
-    above); `clip` makes the optimizer clip them by global norm instead, for `model.fit` on one device."""
+    `head_learning_rate`, warm-up `cfg.head_warmup_ratio`); `encoder_variables` decayed layer by
+    layer when `cfg.layer_decay` < 1. The trainer clips gradients itself (see above); `clip` makes the
+    optimizer clip them by global norm instead, for `model.fit` on one device."""
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(cfg.warmup_ratio * total_steps))
     head_schedule = None
     if head_learning_rate is not None and head_variables:
         warmup = cfg.warmup_ratio if cfg.head_warmup_ratio is None else cfg.head_warmup_ratio
         head_schedule = WarmupLinearDecay(head_learning_rate, total_steps, int(warmup * total_steps))
+    scales = None
+    if cfg.layer_decay < 1.0 and encoder_variables:
+        factors = layer_decay_scales(encoder_variables, cfg.layer_decay)
+        scales = [(v, factors[v.path]) for v in encoder_variables]
     opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon,
                                 global_clipnorm=cfg.clipnorm if clip else None,
-                                head_learning_rate=head_schedule, head_variables=head_variables)
+                                head_learning_rate=head_schedule, head_variables=head_variables, scales=scales)
     opt.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return opt

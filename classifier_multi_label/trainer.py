@@ -130,7 +130,8 @@ class Trainer:
         with self.strategy.scope():
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs,
                                             head_learning_rate=head_learning_rate,
-                                            head_variables=model.head.trainable_variables)
+                                            head_variables=model.head.trainable_variables,
+                                            encoder_variables=model.backbone.trainable_variables)
             self.optimizer.build(model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")

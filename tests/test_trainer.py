@@ -143,3 +143,33 @@ def test_the_head_learns_at_its_own_rate_and_decays_at_it():
     encoder_kernel = next(v.path for v in model.backbone.trainable_variables if v.path.endswith("kernel"))
     decay = with_decay[encoder_kernel] - moved[encoder_kernel]
     np.testing.assert_allclose(decay, -0.5 * lr * start[encoder_kernel], rtol=1e-3, atol=1e-9)
+
+
+def test_layer_decay_slows_each_encoder_layer_below_the_top():
+    """--layer-decay D: Adam's first step moves a weight by about its rate, so the top block moves
+    by lr, the block below by D * lr, the embeddings by D^2 * lr (two blocks here) and the head by
+    its own rate, untouched by the decay."""
+    lr, head_lr, decay = 1e-4, 1e-2, 0.5
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16, dropout=0.0)
+    model = MultiLabelClassifier(backbone, TextCNNHead(3, filter_sizes=[2, 3], num_filters=4, dropout=0.0))
+    start = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    cfg = TrainConfig(warmup_ratio=0.0, weight_decay=0.0, epochs=1, adam_epsilon=1e-15, layer_decay=decay)
+    Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=lr, head_learning_rate=head_lr).train_step(X, Y)
+    expected = {"token_embedding/embeddings": decay ** 2 * lr,
+                "transformer_layer_0/feedforward_intermediate_dense/kernel": decay * lr,
+                "transformer_layer_1/feedforward_intermediate_dense/kernel": lr,
+                model.head.dense.kernel.path: head_lr}
+    for suffix, rate in expected.items():
+        path = next(p for p in start if p.endswith(suffix))
+        step = np.abs([v for v in model.trainable_variables if v.path == path][0].numpy() - start[path])
+        np.testing.assert_allclose(step.max(), rate, rtol=0.05, err_msg=path)
+
+
+def test_layer_decay_needs_an_encoder_with_named_layers():
+    from classifier_multi_label.optimization import layer_decay_scales
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    with pytest.raises(ValueError, match="--layer-decay: the encoder has no variables named transformer_layer"):
+        layer_decay_scales(dense.trainable_variables, 0.8)

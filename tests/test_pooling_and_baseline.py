@@ -1,5 +1,6 @@
 """--pooling (cls, mean, max, attention, label; auto resolved from the encoder) and the TF-IDF baseline guard."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -90,6 +91,7 @@ def test_label_pooling_gives_each_label_its_own_tokens():
     sigmoid head and the multi-dense head alike."""
     from classifier_multi_label_denses.model import DensesHead
 
+    keras.utils.set_random_seed(0)  # the heads' initialisation: unseeded, about one run in four peaked at 0.82
     rng = np.random.default_rng(1)
     n, length = 256, 6
     seq = rng.normal(0, 1, (n, length, 6)).astype("float32")

@@ -51,7 +51,10 @@ from .files import write_json
 
 log = logging.getLogger(__name__)
 
-GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+# 0.01..0.99 by 0.01, and finer in the tails: losses that reweight positives (pos_weight, logit
+# adjustment) push the best thresholds of a 65-label set past 0.95, where the grid once stopped.
+GRID = np.unique(np.round(np.concatenate([[0.001, 0.002, 0.005], np.arange(0.01, 0.991, 0.01),
+                                          [0.995, 0.998, 0.999]]), 3))
 
 
 

@@ -261,3 +261,16 @@ def test_expected_calibration_error_tells_calibrated_from_overconfident_scores()
     assert expected_calibration_error(y, overconfident) == pytest.approx(0.25, abs=0.01)
     m = multilabel_metrics(y[:50], p[:50], (p[:50] > 0.5).astype(int), ["a", "b", "c"])
     assert m["ece"] == expected_calibration_error(y[:50], p[:50])
+
+
+def test_the_threshold_grid_reaches_the_tails_a_reweighting_loss_needs():
+    """pos_weight and logit adjustment lift every score: negatives at 0.965, positives at 0.985 are
+    told apart only by a threshold above 0.965 (the grid once stopped at 0.95, where all are positive)."""
+    from classifier_multi_label.thresholds import best_global_threshold
+    y = np.array([[1, 0], [0, 1], [0, 0], [1, 1]], np.float32)
+    scores = np.where(y > 0, 0.985, 0.965).astype(np.float32)
+    t, f1 = best_global_threshold(y, scores, "micro")
+    assert 0.965 < t <= 0.985 and f1 == 1.0
+    low = np.where(y > 0, 0.004, 0.0015).astype(np.float32)  # and the low tail, for scores pushed down
+    t, f1 = best_global_threshold(y, low, "micro")
+    assert 0.0015 < t <= 0.004 and f1 == 1.0

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from .config import TrainConfig
+from .errors import UserError
 
 NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]  # Keras names LayerNorm's scale/offset gamma/beta
 
@@ -78,7 +79,7 @@ def layer_decay_scales(variables, decay: float) -> dict:
         blocks[v.path] = int(m.group(1) or m.group(2)) if m else None
     depths = [b for b in blocks.values() if b is not None]
     if not depths:
-        raise ValueError("--layer-decay: the encoder has no variables named transformer_layer_<i> or "
+        raise UserError("--layer-decay: the encoder has no variables named transformer_layer_<i> or "
                          "group_<g>_inner_layer_<j>, so its layers cannot be told apart; use --layer-decay 1")
     top = max(depths)
     scales = {}

@@ -122,7 +122,8 @@ class EncoderConfig(_Freezable):
 class TrainConfig(_Freezable):
     """The shared training driver: AdamW, warm-up then linear decay, early stopping on dev."""
 
-    epochs: int = option(40, "training epochs (early stopping may end sooner)", minimum=1)
+    epochs: Optional[int] = option(None, "training epochs (early stopping may end sooner); none: 10 for a "
+                                         "pretrained encoder, 40 from scratch", minimum=1)
     learning_rate: Optional[float] = option(None, "the encoder's peak learning rate; none: 5e-5 for a pretrained "
                                                   "encoder, 1e-3 from scratch", minimum=1e-12)
     head_learning_rate: Optional[float] = option(None, "the head's peak learning rate; none: 1e-3 over a "
@@ -137,7 +138,8 @@ class TrainConfig(_Freezable):
     weight_decay: float = option(0.01, "AdamW's decoupled weight decay", minimum=0.0)
     clipnorm: float = option(1.0, "clip the global gradient norm to this", minimum=1e-12)
     adam_epsilon: float = option(1e-6, "Adam's epsilon", minimum=1e-12)
-    patience: int = option(10, "stop after this many epochs without a dev F1 gain; 0: never stop early", minimum=0)
+    patience: Optional[int] = option(None, "stop after this many epochs without a dev F1 gain; 0: never stop "
+                                           "early; none: 3 for a pretrained encoder, 10 from scratch", minimum=0)
     seed: int = option(42, "seed of initialisation, dropout, shuffling and the dev split")
     token_dropout: float = option(0.0, "share of training text tokens masked afresh each epoch", minimum=0.0, below=1.0)
     adversarial_epsilon: float = option(0.0, "FGM: also train on token embeddings moved this far uphill; 0: off",

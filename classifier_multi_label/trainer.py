@@ -19,7 +19,7 @@ Example:
     ...     num_heads=2, embedding_dim=8, hidden_dim=8, intermediate_dim=16, max_sequence_length=32)
     >>> model = MultiLabelClassifier(backbone, PooledHead(num_labels=2, pooling="mean"))
     >>> texts, y = ["制热很快", "声音很大"], np.array([[1, 0], [0, 1]], "float32")
-    >>> trainer = Trainer(model, bce, TrainConfig(epochs=2), steps_per_epoch=1, learning_rate=1e-3)
+    >>> trainer = Trainer(model, bce, TrainConfig(epochs=2, patience=0), steps_per_epoch=1, learning_rate=1e-3)
     >>> history = trainer.fit(lambda epoch: make_dataset(texts, y, preprocessor, batch_size=2),
     ...                       text_dataset(texts, preprocessor, batch_size=2), y, tmp_dir)  # doctest: +ELLIPSIS
     epoch 1/2
@@ -120,6 +120,9 @@ class Trainer:
 
     def __init__(self, model, loss_fn, cfg: TrainConfig, steps_per_epoch: int, learning_rate: float,
                  cluster: Cluster | None = None, head_learning_rate: float | None = None, objective: str = "micro"):
+        if cfg.epochs is None or cfg.patience is None:
+            raise ValueError("Trainer: TrainConfig's epochs and patience must be numbers (a training run "
+                             "resolves none from the encoder before it builds the Trainer)")
         self.model, self.loss_fn, self.cfg, self.objective = model, loss_fn, cfg, objective
         self.cluster = cluster or Cluster(tf.distribute.get_strategy())
         self.strategy = self.cluster.strategy

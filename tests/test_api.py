@@ -301,8 +301,10 @@ def test_the_run_config_is_resolved_once_frozen_and_is_config_json(tmp_path):
     assert json.loads(run.config.to_json()) == saved
     assert saved["data"]["max_seq_length"] == 32  # the shortest length holding 99% of these short texts
     assert saved["train"]["learning_rate"] == 1e-3 and saved["head"]["pooling"] == "attention"  # from scratch
+    assert (saved["train"]["epochs"], saved["train"]["patience"]) == (1, 10)  # epochs given; patience: from scratch
     with pytest.raises(dataclasses.FrozenInstanceError, match="resolved and frozen"):
         run.config.train.epochs = 5
     with pytest.raises(TypeError):
         run.config.head["pooling"] = "cls"
     assert mine.data.max_seq_length is None and mine.train.learning_rate is None  # the caller's config unchanged
+    assert mine.train.patience is None

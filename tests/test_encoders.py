@@ -77,6 +77,7 @@ def test_train_with_a_hugging_face_encoder(tmp_path):
     assert spec["tokenizer"]["lowercase"] is True
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["train"]["learning_rate"] == 1e-3  # the flag wins over the pretrained default
+    assert (config["train"]["epochs"], config["train"]["patience"]) == (2, 3)  # --epochs given; patience: pretrained
     assert (tmp_path / "run" / "export" / "1" / "saved_model.pb").exists()
 
 

@@ -30,7 +30,13 @@ def tiny_model(dropout: float):
 
 
 def trainer(model, epsilon: float, **cfg) -> Trainer:
-    return Trainer(model, bce, TrainConfig(adversarial_epsilon=epsilon, **cfg), steps_per_epoch=1, learning_rate=1e-3)
+    cfg = TrainConfig(adversarial_epsilon=epsilon, **{"epochs": 1, "patience": 0, **cfg})
+    return Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=1e-3)
+
+
+def test_a_trainer_needs_the_epochs_and_patience_a_run_resolves():
+    with pytest.raises(ValueError, match="epochs and patience must be numbers"):
+        Trainer(tiny_model(dropout=0.0), bce, TrainConfig(), steps_per_epoch=1, learning_rate=1e-3)
 
 
 def test_embedding_rows_get_adamws_update_of_their_summed_gradient():
@@ -123,7 +129,7 @@ def test_the_head_learns_at_its_own_rate_and_decays_at_it():
     def first_step(weight_decay):
         model = tiny_model(dropout=0.0)
         start = {v.path: v.numpy().copy() for v in model.trainable_variables}
-        cfg = TrainConfig(warmup_ratio=0.0, weight_decay=weight_decay, epochs=1, adam_epsilon=1e-15)
+        cfg = TrainConfig(warmup_ratio=0.0, weight_decay=weight_decay, epochs=1, patience=0, adam_epsilon=1e-15)
         Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=lr, head_learning_rate=head_lr).train_step(X, Y)
         return model, {v.path: v.numpy() - start[v.path] for v in model.trainable_variables}, start
 
@@ -155,7 +161,8 @@ def test_layer_decay_slows_each_encoder_layer_below_the_top():
                                              intermediate_dim=16, max_sequence_length=16, dropout=0.0)
     model = MultiLabelClassifier(backbone, TextCNNHead(3, filter_sizes=[2, 3], num_filters=4, dropout=0.0))
     start = {v.path: v.numpy().copy() for v in model.trainable_variables}
-    cfg = TrainConfig(warmup_ratio=0.0, weight_decay=0.0, epochs=1, adam_epsilon=1e-15, layer_decay=decay)
+    cfg = TrainConfig(warmup_ratio=0.0, weight_decay=0.0, epochs=1, patience=0, adam_epsilon=1e-15,
+                      layer_decay=decay)
     Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=lr, head_learning_rate=head_lr).train_step(X, Y)
     expected = {"token_embedding/embeddings": decay ** 2 * lr,
                 "transformer_layer_0/feedforward_intermediate_dense/kernel": decay * lr,

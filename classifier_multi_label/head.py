@@ -120,7 +120,8 @@ def logits_layer(units: int) -> keras.layers.Dense:
 
 
 POOLINGS = tuple(p for p in POOLING_CHOICES if p != "auto")  # what a Pooling layer computes
-SCRATCH_POOLING = "attention"  # what --pooling auto takes for an encoder trained from scratch
+SCRATCH_POOLING = "max"  # what --pooling auto takes for an encoder trained from scratch
+SCRATCH_PROJECTION = 768  # and the features it pools: TextCNN's count (6 widths x 128 filters)
 
 
 def resolve_pooling(pooling: str, pretrained: bool) -> str:
@@ -135,10 +136,30 @@ def resolve_pooling(pooling: str, pretrained: bool) -> str:
     return pooling
 
 
-def pooling_layer(pooling: str, num_labels: int, projection: int = 0) -> "Pooling":
-    """The `Pooling` of a pooled head from its --pooling (a training run resolves `auto` from the
-    encoder before; a head built by hand takes `cls` for it)."""
-    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels, projection=projection)
+def resolve_pooled_options(options: dict, pretrained: bool) -> dict:
+    """A pooled head's `pooling` and `projection` as a training run decides them from the encoder:
+    `auto` from scratch is max pooling over `SCRATCH_PROJECTION` ReLU features per token (the
+    feature map TextCNN's convolutions give, without the widths); an unset projection is 0 otherwise,
+    so a pooling the user names is exactly that pooling.
+
+    Example:
+        >>> resolve_pooled_options({"pooling": "auto", "projection": None}, pretrained=False)
+        {'pooling': 'max', 'projection': 768}
+        >>> resolve_pooled_options({"pooling": "auto", "projection": None}, pretrained=True)
+        {'pooling': 'cls', 'projection': 0}
+        >>> resolve_pooled_options({"pooling": "attention", "projection": None}, pretrained=False)
+        {'pooling': 'attention', 'projection': 0}
+    """
+    pooling, projection = options["pooling"], options.get("projection")
+    if projection is None:
+        projection = SCRATCH_PROJECTION if pooling == "auto" and not pretrained else 0
+    return dict(options, pooling=resolve_pooling(pooling, pretrained), projection=projection)
+
+
+def pooling_layer(pooling: str, num_labels: int, projection: int | None = 0) -> "Pooling":
+    """The `Pooling` of a pooled head from its --pooling and --projection (a training run resolves
+    `auto` and an unset projection from the encoder before; a head built by hand takes `cls` and 0)."""
+    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels, projection=projection or 0)
 
 
 class Pooling(keras.layers.Layer):

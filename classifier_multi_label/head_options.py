@@ -5,6 +5,7 @@ The head classes (`head.py`) use these dataclasses; config.json records their re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from .config import POOLINGS, option
 
@@ -14,11 +15,12 @@ class PooledOptions:
     dropout: float = option(0.1, "dropout on the pooled text vector")
     pooling: str = option("auto", "the text vector: the [CLS] state, the mean or per-dimension max of the "
                                   "tokens, a learned attention over them, or one attention per label "
-                                  "(label); auto: cls over a pretrained encoder, attention from scratch",
+                                  "(label); auto: cls over a pretrained encoder, max from scratch",
                           POOLINGS)
-    projection: int = option(0, "token pooling only: map each token state to this many ReLU features "
-                                "before pooling (detectors the pooling picks from); 0: pool the states",
-                             minimum=0)
+    projection: Optional[int] = option(None, "token pooling only: map each token state to this many ReLU "
+                                             "features before pooling (detectors the pooling picks from); 0: "
+                                             "pool the states; none: 768 when --pooling auto takes max (from "
+                                             "scratch), 0 otherwise", minimum=0)
 
 
 @dataclass

@@ -50,7 +50,7 @@ from .distribute import Cluster, make_strategy
 from .errors import UserError
 from .explain import DEFAULT_STEPS, Explainer
 from .files import check_output_dir, write_json, write_text
-from .head import resolve_pooling
+from .head import resolve_pooled_options
 from .hierarchy import LabelHierarchy, format_levels
 from .losses import make_loss
 from .metrics import expected_calibration_error, format_metrics, multilabel_metrics
@@ -442,7 +442,7 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     if cfg.train.head_learning_rate is None:
         cfg.train.head_learning_rate = PRETRAINED_HEAD_LR if pretrained else cfg.train.learning_rate
     if "pooling" in cfg.head and not resuming:
-        cfg.head["pooling"] = resolve_pooling(cfg.head["pooling"], bool(pretrained))
+        cfg.head = resolve_pooled_options(cfg.head, bool(pretrained))
     if cfg.encoder.pretrain_epochs > 0 and not resuming and cluster.distributed:
         raise UserError("--pretrain-epochs: masked-LM pre-training runs on one device only; train with "
                          "--strategy one_device, or leave --pretrain-epochs out")

@@ -300,7 +300,7 @@ def test_the_run_config_is_resolved_once_frozen_and_is_config_json(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
     assert json.loads(run.config.to_json()) == saved
     assert saved["data"]["max_seq_length"] == 32  # the shortest length holding 99% of these short texts
-    assert saved["train"]["learning_rate"] == 1e-3 and saved["head"]["pooling"] == "attention"  # from scratch
+    assert saved["train"]["learning_rate"] == 1e-3 and saved["head"]["pooling"] == "max"  # from scratch
     assert (saved["train"]["epochs"], saved["train"]["patience"]) == (1, 10)  # epochs given; patience: from scratch
     with pytest.raises(dataclasses.FrozenInstanceError, match="resolved and frozen"):
         run.config.train.epochs = 5

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from classifier_multi_label.baseline import TfidfBaseline, mostly_cjk, wanted
 from classifier_multi_label.errors import UserError
-from classifier_multi_label.head import PooledHead, Pooling, resolve_pooling
+from classifier_multi_label.head import PooledHead, Pooling, resolve_pooled_options, resolve_pooling
 from classifier_multi_label.run import baseline_verdict
 
 SEQ = tf.random.normal([2, 5, 4], seed=1)  # [batch, length, hidden]
@@ -119,10 +119,25 @@ def test_label_pooling_gives_each_label_its_own_tokens():
 
 def test_auto_pooling_depends_on_the_encoder():
     assert resolve_pooling("auto", pretrained=True) == "cls"
-    assert resolve_pooling("auto", pretrained=False) == "attention"
+    assert resolve_pooling("auto", pretrained=False) == "max"
     assert resolve_pooling("mean", pretrained=True) == "mean"
     with pytest.raises(ValueError, match="--pooling 'sum': use auto, cls, mean, max, attention, label"):
         resolve_pooling("sum", pretrained=False)
+
+
+@pytest.mark.parametrize("pooling, projection, pretrained, expected", [
+    ("auto", None, False, ("max", 768)),  # from scratch: max over TextCNN's count of ReLU features
+    ("auto", None, True, ("cls", 0)),  # hellonlp's [CLS] over a pretrained encoder
+    ("max", None, False, ("max", 0)),  # a pooling the user names is that pooling, nothing added
+    ("auto", 0, False, ("max", 0)),  # a projection the user sets wins, 0 included
+    ("auto", 64, False, ("max", 64)),
+    ("attention", 32, True, ("attention", 32)),
+])
+def test_auto_resolves_pooling_and_projection_together(pooling, projection, pretrained, expected):
+    options = {"dropout": 0.2, "pooling": pooling, "projection": projection}
+    resolved = resolve_pooled_options(options, pretrained)
+    assert (resolved["pooling"], resolved["projection"]) == expected and resolved["dropout"] == 0.2
+    assert options["projection"] == projection  # the caller's options are left as they were
 
 
 def test_the_baseline_picks_features_by_script_and_scores_probabilities():

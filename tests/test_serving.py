@@ -159,10 +159,12 @@ def served(tmp_path_factory, sigmoid_run_dir):
 def test_export_folder_layout_and_assets(served):
     version = served["export"] / "1"
     extra = sorted(os.listdir(version / "assets.extra"))
-    assert extra == ["calibration.json", "config.json", "dev_metrics.json", "environment.json", "export.json",
-                     "labels.txt", "metrics.json", "thresholds.json"]
+    kept = served["run"].calibration is not None  # dev decides whether the run keeps its calibration
+    assert extra == sorted(["config.json", "dev_metrics.json", "environment.json", "export.json", "labels.txt",
+                            "metrics.json", "thresholds.json"] + ["calibration.json"] * kept)
     info = json.loads((version / "assets.extra" / "export.json").read_text())
-    assert info["tokenizer"] == "core" and info["version"] == 1 and info["calibration"] == "temperature"
+    assert info["tokenizer"] == "core" and info["version"] == 1
+    assert info["calibration"] == ("temperature" if kept else "none")
     assert info["labels"] == served["run"].labels.names
     ops = saved_model_ops(str(version))
     assert "LookupTableFindV2" in ops and not {"FastWordpieceTokenizeWithOffsets", "RegexSplitWithOffsets"} & ops

@@ -20,7 +20,8 @@ class PrototypeContrastiveOptions:
     dropout: Optional[float] = option(None, "the classifier's dropout; none: its default (pooled 0.1, textcnn 0.5)")
     pooling: str = option("auto", "pooled classifier only: as the baseline's --pooling (one vector per "
                                   "text, so not label)", POOLINGS_ONE_VECTOR)
-    projection: int = option(0, "pooled classifier only: as the baseline's --projection", minimum=0)
+    projection: Optional[int] = option(None, "pooled classifier only: as the baseline's --projection",
+                                       minimum=0)
     filter_sizes: list[int] = option(help="textcnn classifier only: convolution widths",
                                      factory=lambda: [2, 3, 4, 5, 6, 7])
     num_filters: int = option(128, "textcnn classifier only: filters per width")

@@ -264,8 +264,10 @@ def main():
     p.add_argument("--encoder", choices=["scratch", "minilm"], default="scratch")
     p.add_argument("--packages", nargs="*", default=list(package_heads()), help="packages to train now")
     p.add_argument("--report-only", action="store_true", help="train nothing: tabulate the finished runs")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train.py's; default: train.py's (10 over a pretrained encoder, 40 from scratch)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="train.py's; default: train.py's (3 over a pretrained encoder, 10 from scratch)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=None,
                    help="train.py's; default: train.py's (the length holding 99%% of the training texts)")

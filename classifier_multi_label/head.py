@@ -122,6 +122,7 @@ def logits_layer(units: int) -> keras.layers.Dense:
 POOLINGS = tuple(p for p in POOLING_CHOICES if p != "auto")  # what a Pooling layer computes
 SCRATCH_POOLING = "max"  # what --pooling auto takes for an encoder trained from scratch
 SCRATCH_PROJECTION = 768  # and the features it pools: TextCNN's count (6 widths x 128 filters)
+SCRATCH_PROJECTION_WIDTH = 3  # each from a window of 3 tokens: a detector sees a character's neighbours
 
 
 def resolve_pooling(pooling: str, pretrained: bool) -> str:
@@ -137,29 +138,37 @@ def resolve_pooling(pooling: str, pretrained: bool) -> str:
 
 
 def resolve_pooled_options(options: dict, pretrained: bool) -> dict:
-    """A pooled head's `pooling` and `projection` as a training run decides them from the encoder:
-    `auto` from scratch is max pooling over `SCRATCH_PROJECTION` ReLU features per token (the
-    feature map TextCNN's convolutions give, without the widths); an unset projection is 0 otherwise,
-    so a pooling the user names is exactly that pooling.
+    """A pooled head's `pooling`, `projection` and `projection_width` as a training run decides them
+    from the encoder: `auto` from scratch is max pooling over `SCRATCH_PROJECTION` ReLU features of
+    each `SCRATCH_PROJECTION_WIDTH`-token window (the feature map a TextCNN convolution gives, one
+    width); unset, the projection is 0 and the width 1 otherwise, so a pooling the user names is
+    exactly that pooling.
 
     Example:
         >>> resolve_pooled_options({"pooling": "auto", "projection": None}, pretrained=False)
-        {'pooling': 'max', 'projection': 768}
+        {'pooling': 'max', 'projection': 768, 'projection_width': 3}
         >>> resolve_pooled_options({"pooling": "auto", "projection": None}, pretrained=True)
-        {'pooling': 'cls', 'projection': 0}
+        {'pooling': 'cls', 'projection': 0, 'projection_width': 1}
         >>> resolve_pooled_options({"pooling": "attention", "projection": None}, pretrained=False)
-        {'pooling': 'attention', 'projection': 0}
+        {'pooling': 'attention', 'projection': 0, 'projection_width': 1}
     """
-    pooling, projection = options["pooling"], options.get("projection")
+    pooling, projection, width = options["pooling"], options.get("projection"), options.get("projection_width")
+    scratch_auto = pooling == "auto" and not pretrained
     if projection is None:
-        projection = SCRATCH_PROJECTION if pooling == "auto" and not pretrained else 0
-    return dict(options, pooling=resolve_pooling(pooling, pretrained), projection=projection)
+        projection = SCRATCH_PROJECTION if scratch_auto else 0
+    if width is None:
+        width = SCRATCH_PROJECTION_WIDTH if scratch_auto and projection else 1
+    return dict(options, pooling=resolve_pooling(pooling, pretrained), projection=projection,
+                projection_width=width)
 
 
-def pooling_layer(pooling: str, num_labels: int, projection: int | None = 0) -> "Pooling":
-    """The `Pooling` of a pooled head from its --pooling and --projection (a training run resolves
-    `auto` and an unset projection from the encoder before; a head built by hand takes `cls` and 0)."""
-    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels, projection=projection or 0)
+def pooling_layer(pooling: str, num_labels: int, projection: int | None = 0,
+                  projection_width: int | None = 1) -> "Pooling":
+    """The `Pooling` of a pooled head from its --pooling, --projection and --projection-width (a
+    training run resolves `auto` and unset values from the encoder before; a head built by hand takes
+    `cls`, 0 and 1)."""
+    return Pooling(resolve_pooling(pooling, pretrained=True), num_labels=num_labels, projection=projection or 0,
+                   projection_width=projection_width or 1)
 
 
 class Pooling(keras.layers.Layer):
@@ -182,7 +191,8 @@ class Pooling(keras.layers.Layer):
         [[2.0]]
     """
 
-    def __init__(self, mode: str = "cls", num_labels: int | None = None, projection: int = 0, **kw):
+    def __init__(self, mode: str = "cls", num_labels: int | None = None, projection: int = 0,
+                 projection_width: int = 1, **kw):
         super().__init__(name=kw.pop("name", "pooling"), **kw)
         if mode not in POOLINGS:
             raise UserError(f"pooling {mode!r}: use one of {', '.join(POOLINGS)} (auto is resolved by the "
@@ -192,17 +202,30 @@ class Pooling(keras.layers.Layer):
         if projection and mode == "cls":
             raise UserError("--projection maps token states before a token pooling: use --pooling mean, max, "
                             "attention or label, or --projection 0 with cls")
+        if projection_width > 1 and not projection:
+            raise UserError(f"--projection-width {projection_width} sets the windows of --projection's features: "
+                            "give --projection N too, or leave --projection-width out")
         self.mode = mode
         queries = {"attention": 1, "label": num_labels}.get(mode)  # one learned query per output vector
         self.score = keras.layers.Dense(queries, name="attention_score") if queries else None
-        self.project = keras.layers.Dense(projection, activation="relu", name="projection") if projection else None
+        self.width = int(projection_width)
+        if not projection:
+            self.project = None
+        elif self.width == 1:
+            self.project = keras.layers.Dense(projection, activation="relu", name="projection")
+        else:  # "same": one window centred on each token, so the pooling below keeps its token mask
+            self.project = keras.layers.Conv1D(projection, self.width, padding="same", activation="relu",
+                                               name="projection")
 
     def call(self, encoder_outputs, padding_mask):
         if self.mode == "cls":
             return encoder_outputs["pooled_output"]  # [batch, hidden]
         states = encoder_outputs["sequence_output"]  # [batch, length, hidden]
-        x = self.project(states) if self.project is not None else states  # [batch, length, features]
         real = ops.cast(padding_mask, "bool")  # [batch, length]
+        x = states
+        if self.width > 1:  # windows read zeros past the text, whatever the encoder put at padding
+            x = x * ops.cast(real, x.dtype)[:, :, None]
+        x = self.project(x) if self.project is not None else x  # [batch, length, features]
         if self.mode == "mean":
             mask = ops.cast(real, x.dtype)[:, :, None]
             return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
@@ -244,7 +267,8 @@ class PooledHead(Head):
 
     def __init__(self, num_labels: int, **options):
         super().__init__(num_labels, **options)
-        self.pooling = pooling_layer(self.opts.pooling, num_labels, self.opts.projection)
+        self.pooling = pooling_layer(self.opts.pooling, num_labels, self.opts.projection,
+                                     self.opts.projection_width)
         self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = LabelwiseDense(1) if self.pooling.mode == "label" else logits_layer(num_labels)
 

@@ -21,6 +21,11 @@ class PooledOptions:
                                              "features before pooling (detectors the pooling picks from); 0: "
                                              "pool the states; none: 768 when --pooling auto takes max (from "
                                              "scratch), 0 otherwise", minimum=0)
+    projection_width: Optional[int] = option(None, "with --projection: the features come from windows of this "
+                                                   "many tokens around each token (a convolution), so a detector "
+                                                   "can fire on a word of several characters; 1: each token alone; "
+                                                   "none: 3 when --pooling auto takes max (from scratch), 1 "
+                                                   "otherwise", minimum=1)
 
 
 @dataclass

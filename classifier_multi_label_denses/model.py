@@ -31,7 +31,8 @@ class DensesHead(Head):
 
     def __init__(self, num_labels: int, **options):
         super().__init__(num_labels, **options)
-        self.pooling = pooling_layer(self.opts.pooling, num_labels, self.opts.projection)
+        self.pooling = pooling_layer(self.opts.pooling, num_labels, self.opts.projection,
+                                     self.opts.projection_width)
         self.dropout = keras.layers.Dropout(self.opts.dropout)
         self.dense = LabelwiseDense(2) if self.pooling.mode == "label" else logits_layer(2 * num_labels)
 

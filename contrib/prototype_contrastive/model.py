@@ -143,7 +143,7 @@ class PrototypeContrastiveHead(Head):
         if head == "textcnn":
             inner_kw.update(filter_sizes=o.filter_sizes, num_filters=o.num_filters)
         else:
-            inner_kw.update(pooling=o.pooling, projection=o.projection)
+            inner_kw.update(pooling=o.pooling, projection=o.projection, projection_width=o.projection_width)
         self.inner = INNER[head](num_labels, name="classifier", **inner_kw)
         counts = np.asarray(label_counts if label_counts is not None else [1] * num_labels, np.float64)
         total = int(num_train or max(counts.sum(), 1.0))

@@ -22,6 +22,8 @@ class PrototypeContrastiveOptions:
                                   "text, so not label)", POOLINGS_ONE_VECTOR)
     projection: Optional[int] = option(None, "pooled classifier only: as the baseline's --projection",
                                        minimum=0)
+    projection_width: Optional[int] = option(None, "pooled classifier only: as the baseline's "
+                                                   "--projection-width", minimum=1)
     filter_sizes: list[int] = option(help="textcnn classifier only: convolution widths",
                                      factory=lambda: [2, 3, 4, 5, 6, 7])
     num_filters: int = option(128, "textcnn classifier only: filters per width")

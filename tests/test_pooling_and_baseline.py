@@ -61,6 +61,64 @@ def test_projection_maps_each_token_before_the_pooling(mode):
 def test_projection_needs_a_token_pooling():
     with pytest.raises(UserError, match="--projection"):
         Pooling("cls", projection=8)
+    with pytest.raises(UserError, match="--projection-width 3 .* give --projection N too"):
+        Pooling("max", projection_width=3)
+
+
+@pytest.mark.parametrize("mode", ["mean", "max", "attention"])
+def test_windowed_projection_reads_each_tokens_neighbours_and_no_padding(mode):
+    pool = Pooling(mode, projection=6, projection_width=3)
+    before = pool(outputs(), MASK).numpy()  # [batch, 6]
+    noisy = tf.where(tf.cast(MASK, bool)[:, :, None], SEQ, 100.0)  # whatever the encoder put at padding
+    np.testing.assert_allclose(pool(outputs(noisy), MASK).numpy(), before, rtol=1e-5)
+    # the same text alone, unpadded, pools to the same vector: windows past the text read zeros either way
+    alone = {"sequence_output": SEQ[:1, :3], "pooled_output": tf.zeros([1, 4])}
+    np.testing.assert_allclose(pool(alone, MASK[:1, :3]).numpy()[0], before[0], rtol=1e-5, atol=1e-6)
+    if mode == "max":  # by hand: token t's features are ReLU(W . [h_{t-1}; h_t; h_{t+1}] + b)
+        kernel, bias = (w.numpy() for w in pool.project.weights)  # [3, hidden, 6], [6]
+        h = np.pad(SEQ.numpy()[0, :3], [[1, 1], [0, 0]])  # [5, hidden]: zeros around the text
+        features = np.stack([np.maximum(np.einsum("kh,khf->f", h[t:t + 3], kernel) + bias, 0) for t in range(3)])
+        np.testing.assert_allclose(before[0], features.max(0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_folder_without_projection_width_rebuilds_per_token_features():
+    """config.json files written before --projection-width existed hold no width: their heads were
+    trained on per-token features, and that is what they rebuild."""
+    from classifier_multi_label_denses.model import DensesHead
+
+    for head in (PooledHead(3, pooling="max", projection=8), DensesHead(3, pooling="max", projection=8)):
+        assert head.opts.projection_width is None and head.pooling.width == 1
+        assert isinstance(head.pooling.project, keras.layers.Dense)
+    assert isinstance(PooledHead(3, pooling="max", projection=8, projection_width=3).pooling.project,
+                      keras.layers.Conv1D)
+
+
+def test_windowed_projection_learns_what_single_tokens_cannot_tell():
+    """The label is whether tokens A and B stand next to each other; every text holds both, so any
+    pooling of features of single tokens sees the same bag and stays at chance, while features of
+    3-token windows can detect the pair."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n, length, hidden = 256, 8, 4
+    vocab = np.eye(hidden, dtype="float32")  # token ids 0 (filler), 1 (A), 2 (B), 3 (filler)
+    ids = rng.choice([0, 3], (n, length))
+    y = rng.integers(0, 2, n).astype("float32")
+    for i in range(n):
+        a = rng.integers(0, length - 3)
+        b = a + 1 if y[i] else rng.integers(a + 3, length)
+        ids[i, a], ids[i, b] = 1, 2
+    x = {"sequence_output": tf.constant(vocab[ids]), "pooled_output": tf.zeros([n, hidden])}
+    mask = tf.ones([n, length], tf.int32)
+    accuracy = {}
+    for width in (1, 3):
+        head = PooledHead(1, dropout=0.0, pooling="max", projection=16, projection_width=width)
+        opt = tf.keras.optimizers.Adam(0.02)
+        for _ in range(200):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y[:, None], head(x, mask, training=True)))
+            opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+        accuracy[width] = float(np.mean((head(x, mask).numpy()[:, 0] > 0) == (y > 0.5)))
+    assert accuracy[3] > 0.95 and accuracy[1] < 0.7, accuracy
 
 
 def test_attention_pooling_learns_which_token_matters():
@@ -125,18 +183,21 @@ def test_auto_pooling_depends_on_the_encoder():
         resolve_pooling("sum", pretrained=False)
 
 
-@pytest.mark.parametrize("pooling, projection, pretrained, expected", [
-    ("auto", None, False, ("max", 768)),  # from scratch: max over TextCNN's count of ReLU features
-    ("auto", None, True, ("cls", 0)),  # hellonlp's [CLS] over a pretrained encoder
-    ("max", None, False, ("max", 0)),  # a pooling the user names is that pooling, nothing added
-    ("auto", 0, False, ("max", 0)),  # a projection the user sets wins, 0 included
-    ("auto", 64, False, ("max", 64)),
-    ("attention", 32, True, ("attention", 32)),
+@pytest.mark.parametrize("pooling, projection, width, pretrained, expected", [
+    ("auto", None, None, False, ("max", 768, 3)),  # from scratch: max over TextCNN's count of window features
+    ("auto", None, None, True, ("cls", 0, 1)),  # hellonlp's [CLS] over a pretrained encoder
+    ("max", None, None, False, ("max", 0, 1)),  # a pooling the user names is that pooling, nothing added
+    ("auto", 0, None, False, ("max", 0, 1)),  # a projection the user sets wins, 0 included
+    ("auto", 64, None, False, ("max", 64, 3)),
+    ("auto", None, 1, False, ("max", 768, 1)),  # so does a width
+    ("attention", 32, None, True, ("attention", 32, 1)),
+    ("mean", 32, 5, False, ("mean", 32, 5)),
 ])
-def test_auto_resolves_pooling_and_projection_together(pooling, projection, pretrained, expected):
-    options = {"dropout": 0.2, "pooling": pooling, "projection": projection}
+def test_auto_resolves_pooling_and_projection_together(pooling, projection, width, pretrained, expected):
+    options = {"dropout": 0.2, "pooling": pooling, "projection": projection, "projection_width": width}
     resolved = resolve_pooled_options(options, pretrained)
-    assert (resolved["pooling"], resolved["projection"]) == expected and resolved["dropout"] == 0.2
+    assert (resolved["pooling"], resolved["projection"], resolved["projection_width"]) == expected
+    assert resolved["dropout"] == 0.2
     assert options["projection"] == projection  # the caller's options are left as they were
 
 

@@ -47,7 +47,8 @@ def test_flags_override_config_file(tmp_path):
     out = parse_config(["--config", str(path), "--epochs", "3", "--no-jit-compile", "--dropout", "0.3"],
                        "classifier_multi_label", PooledHead.options)
     assert out.train.epochs == 3 and out.data.batch_size == 4 and out.train.jit_compile is False
-    assert out.head == {"dropout": 0.3, "pooling": "auto", "projection": None}  # resolved when training starts
+    # pooling, projection and its width are resolved when training starts
+    assert out.head == {"dropout": 0.3, "pooling": "auto", "projection": None, "projection_width": None}
     assert RunConfig.from_dict(json.loads(out.to_json())) == out  # JSON round trip
 
 

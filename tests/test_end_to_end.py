@@ -53,7 +53,8 @@ def test_train_writes_the_run_folder(trained):
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     config = json.loads((run / "config.json").read_text())  # options resolved from the encoder, recorded
-    assert (config["head"]["pooling"], config["head"]["projection"]) == ("max", 768)  # --pooling auto, from scratch
+    head = config["head"]  # --pooling auto, from scratch: max over 768 features of 3-token windows
+    assert (head["pooling"], head["projection"], head["projection_width"]) == ("max", 768, 3)
     assert config["train"]["head_learning_rate"] == config["train"]["learning_rate"]
     baseline = json.loads((run / "baseline_metrics.json").read_text())  # --baseline auto: small data
     assert {"dev", "test", "verdict", "seconds"} <= set(baseline)

@@ -8,7 +8,8 @@ thresholds; test touched once), next to a scikit-learn TF-IDF + one-vs-rest logi
 (class_weight balanced, C=10, p > 0.5) in the same run. Writes bench/results/<dataset>-<encoder>.json,
 a markdown table (with macro-F1 over the rarest third of the labels) and two PNG plots: dev
 micro-F1 per epoch, and test F1 per label against its training frequency. Not a test: it takes
-minutes to hours.
+minutes to hours. Ctrl-C (SIGINT) stops a run after its current step with a checkpoint; the same
+command with `--resume` continues it, and its "train s" is the wall time of every part.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def our_package(dataset, package, head_cls, args, out_dir):
     cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder,
                                                         options.get("classifier"),
                                                         args.pretrain_epochs, args.tag))
-    shutil.rmtree(cfg.output_dir, ignore_errors=True)  # the benchmark's own folder: always a fresh run
+    cfg.train.resume = fresh_or_resumed(cfg.output_dir, args.resume)
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
                                    test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
@@ -112,8 +113,38 @@ def our_package(dataset, package, head_cls, args, out_dir):
     cfg.encoder.pretrain_epochs = args.pretrain_epochs
     cfg.head = {**dataclasses.asdict(head_cls.options()), **options}
     start = time.time()
-    train(cfg, head_cls)
-    return collect(cfg.output_dir, head_cls, package, train_seconds=time.time() - start)
+    try:
+        train(cfg, head_cls)
+    finally:  # Ctrl-C checkpoints the run (TrainingInterrupted): its time so far counts on --resume
+        seconds = add_elapsed(cfg.output_dir, time.time() - start)
+    return collect(cfg.output_dir, head_cls, package, train_seconds=seconds)
+
+
+def fresh_or_resumed(folder: str, resume: bool) -> bool:
+    """Empties the benchmark's run folder for a fresh run, or keeps it for `--resume` (a run that
+    Ctrl-C stopped, e.g. one longer than a working session). -> whether train() resumes."""
+    if resume and os.path.isdir(os.path.join(folder, "checkpoints")):
+        logging.info("--resume: continuing %s", folder)
+        return True
+    if resume:
+        logging.info("--resume: %s has no checkpoint; starting it afresh", folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
+
+
+def add_elapsed(folder: str, seconds: float) -> float:
+    """Adds one process's wall time to the run folder's bench_elapsed.json (one entry per process that
+    trained it: a resumed run's time is every part's). -> the total."""
+    path = os.path.join(folder, "bench_elapsed.json")
+    parts = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            parts = json.load(fh)
+    parts.append(round(seconds, 1))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(parts, fh)
+    return sum(parts)
 
 
 def collect(folder, head_cls, package, train_seconds=None) -> dict:
@@ -187,28 +218,34 @@ def plot(dataset, encoder, results, counts, out_dir) -> list:
     import matplotlib.pyplot as plt
 
     def figure(draw, path, **labels):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        # The legend sits beside the axes, in as many columns as it needs: a table of 40 rows would
+        # otherwise cover the curves.
+        columns = 1 + (len(results) - 1) // 30
+        fig, ax = plt.subplots(figsize=(7 + 4 * columns, 4.5))
         for i, (name, m) in enumerate(results.items()):  # colour C{i}: one model, one colour in both
             draw(ax, i, name, m)
         ax.set(**labels)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=columns, borderaxespad=0)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         return path
+
+    def marker(i):  # with colour C{i} (10 colours, 7 markers): 70 rows before a pair repeats
+        return "os^vD<>"[i % 7]
 
     def curve(ax, i, name, m):
         history = m.get("history") or []
         tuned = all(h.get("dev_micro_f1_tuned") is not None for h in history)
         ys = [h["dev_micro_f1_tuned" if tuned else "dev_micro_f1"] for h in history]
         if ys:
-            ax.plot(range(1, len(ys) + 1), ys, marker="o", color=f"C{i}", label=f"{name}{'' if tuned else ' (at 0.5)'}")
+            ax.plot(range(1, len(ys) + 1), ys, marker=marker(i), color=f"C{i}",
+                    label=f"{name}{'' if tuned else ' (at 0.5)'}")
 
     def per_label(ax, i, name, m):
         rows = m.get("per_label") or []
         ax.scatter([counts[r["label"]] for r in rows], [r["f1"] for r in rows], s=12, alpha=0.7,
-                   marker="os^vD<>"[i % 7], color=f"C{i}", label=name)
+                   marker=marker(i), color=f"C{i}", label=name)
         ax.set_xscale("log")
 
     stem = os.path.join(out_dir, f"{dataset}-{encoder}")
@@ -294,6 +331,9 @@ def main():
                    help="a name for this budget's variant (run folder suffix and table row), e.g. e30-len256")
     p.add_argument("--head-options", default="{}",
                    help='JSON of head options for the packages trained now, e.g. \'{"classifier": "textcnn"}\'')
+    p.add_argument("--resume", action="store_true",
+                   help="continue each package's run folder from its last checkpoint (after Ctrl-C) instead of "
+                        "starting afresh; the other options must be the run's")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

@@ -73,3 +73,44 @@ def test_rows_that_differ_only_by_seed_are_summarised():
     assert lines[2] == ("| textcnn (scratch, e6) | 42, 43, 44 | 0.8900 (0.8800 to 0.9000) | 0.7900 (0.7800 to 0.8000) "
                         "| 0.6900 (0.6800 to 0.7000) |")
     assert accuracy.seed_table("duee", {"textcnn (scratch)": row(42, 0.9)}) == ""
+
+
+def test_resume_keeps_a_checkpointed_run_folder_and_a_fresh_run_empties_it(tmp_path):
+    folder = tmp_path / "goemotions-classifier_multi_label_textcnn-minilm-loss-asl"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "history.json").write_text("[]")
+    assert accuracy.fresh_or_resumed(str(folder), resume=True) is True
+    assert (folder / "history.json").exists()
+    assert accuracy.fresh_or_resumed(str(folder), resume=False) is False
+    assert not folder.exists()  # the benchmark's own folder: a fresh run starts empty
+    (folder / "logs").mkdir(parents=True)  # started, but stopped before its first checkpoint
+    assert accuracy.fresh_or_resumed(str(folder), resume=True) is False and not folder.exists()
+
+
+def test_a_resumed_run_counts_the_time_of_every_part(tmp_path):
+    folder = str(tmp_path / "run")
+    assert accuracy.add_elapsed(folder, 3600.04) == pytest.approx(3600.0)  # interrupted by Ctrl-C
+    assert accuracy.add_elapsed(folder, 1200.0) == pytest.approx(4800.0)  # continued with --resume
+    with open(os.path.join(folder, "bench_elapsed.json"), encoding="utf-8") as fh:
+        assert fh.read() == "[3600.0, 1200.0]"
+
+
+def test_plot_legends_sit_beside_the_axes_however_many_rows(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures plot() would close
+    results = {f"classifier_multi_label_textcnn (scratch, e{i})": {
+        "history": [{"dev_micro_f1_tuned": 0.5 + 0.01 * (i + e)} for e in range(3)],
+        "per_label": [{"label": "a", "f1": 0.5}, {"label": "b", "f1": 0.7}]} for i in range(40)}
+    paths = accuracy.plot("duee", "scratch", results, {"a": 3, "b": 300}, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["duee-scratch-curves.png", "duee-scratch-per-label.png"]
+    assert all(os.path.getsize(p) > 0 for p in paths) and len(figures) == 2
+    for fig in figures:
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        legend, axes = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert legend.x0 >= axes.x1  # entirely to the right of the plotting area
+        assert len(ax.get_legend().get_texts()) == 40
+    # 40 rows with 10 colours: (colour, marker) still tells every curve apart
+    assert len({(line.get_color(), line.get_marker()) for line in figures[0].axes[0].lines}) == 40

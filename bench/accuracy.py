@@ -30,9 +30,11 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from classifier_multi_label.config import RunConfig, ThresholdConfig  # noqa: E402
+from classifier_multi_label.cli import user_errors  # noqa: E402
+from classifier_multi_label.config import SECTIONS, RunConfig, ThresholdConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
 from classifier_multi_label.environment import code_label  # noqa: E402
+from classifier_multi_label.errors import TrainingInterrupted  # noqa: E402
 from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
 
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -87,11 +89,25 @@ def our_package(dataset, package, head_cls, args, out_dir):
     """Trains `package` through run.train and writes bench_result.json into its run folder."""
     from classifier_multi_label.run import train
 
+    cfg = run_config(dataset, package, head_cls, args, out_dir)
+    cfg.train.resume = fresh_or_resumed(cfg.output_dir, args.resume)
+    start = time.time()
+    try:
+        train(cfg, head_cls)
+    except TrainingInterrupted:  # Ctrl-C checkpointed the run: its time so far counts on --resume
+        add_elapsed(cfg.output_dir, time.time() - start)
+        raise
+    return collect(cfg.output_dir, head_cls, package, train_seconds=add_elapsed(cfg.output_dir, time.time() - start))
+
+
+def run_config(dataset, package, head_cls, args, out_dir) -> RunConfig:
+    """The RunConfig of `package`'s benchmark run. Its `given` names what the benchmark set away from
+    train.py's defaults, so that `--resume` refuses a command that differs from the run's (as
+    train.py does for flags) instead of quietly continuing the run as it started."""
     options = json.loads(args.head_options)
     cfg = RunConfig(package=package, output_dir=run_dir(out_dir, dataset, package, args.encoder,
                                                         options.get("classifier"),
                                                         args.pretrain_epochs, args.tag))
-    cfg.train.resume = fresh_or_resumed(cfg.output_dir, args.resume)
     d = os.path.join(DATA, dataset)
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
                                    test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
@@ -112,12 +128,16 @@ def our_package(dataset, package, head_cls, args, out_dir):
                                           num_heads=args.num_heads, intermediate_dim=args.hidden_dim * 4)
     cfg.encoder.pretrain_epochs = args.pretrain_epochs
     cfg.head = {**dataclasses.asdict(head_cls.options()), **options}
-    start = time.time()
-    try:
-        train(cfg, head_cls)
-    finally:  # Ctrl-C checkpoints the run (TrainingInterrupted): its time so far counts on --resume
-        seconds = add_elapsed(cfg.output_dir, time.time() - start)
-    return collect(cfg.output_dir, head_cls, package, train_seconds=seconds)
+    default = RunConfig(package=package, head=dataclasses.asdict(head_cls.options()))
+    cfg.given = frozenset(key for key in option_keys(cfg)
+                          if cfg.get(key) is not None and cfg.get(key) != default.get(key))
+    return cfg
+
+
+def option_keys(cfg: RunConfig) -> list:
+    """Every option of `cfg` as "section.name" (head options included)."""
+    sections = {name: dataclasses.asdict(getattr(cfg, name)) for name in SECTIONS}
+    return [f"{section}.{name}" for section, fields in {**sections, "head": cfg.head}.items() for name in fields]
 
 
 def fresh_or_resumed(folder: str, resume: bool) -> bool:
@@ -295,7 +315,7 @@ def table(dataset, results) -> str:
     return "\n".join(lines)
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=["duee", "semeval_ec", "goemotions"], required=True)
     p.add_argument("--encoder", choices=["scratch", "minilm"], default="scratch")
@@ -333,9 +353,14 @@ def main():
                    help='JSON of head options for the packages trained now, e.g. \'{"classifier": "textcnn"}\'')
     p.add_argument("--resume", action="store_true",
                    help="continue each package's run folder from its last checkpoint (after Ctrl-C) instead of "
-                        "starting afresh; the other options must be the run's")
+                        "starting afresh; the other options must be the run's (a change is refused)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    args = p.parse_args()
+    return p
+
+
+@user_errors
+def main():
+    args = parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     os.makedirs(args.out, exist_ok=True)
     runs = os.path.join(ROOT, "bench", "runs")

@@ -67,7 +67,10 @@ def _setup_logging(tensorflow: bool = True):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _user_errors(fn):
+def user_errors(fn):
+    """`fn` as a command-line entry point: a user error prints its message (status 2), Ctrl-C its
+    checkpoint and how to continue (status 130), without a traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -97,7 +100,7 @@ def _prog(package: str, command: str) -> str:
     return f"{package.replace('.', '/')}/{command}.py"
 
 
-@_user_errors
+@user_errors
 def train(head, package: str | None = None, argv=None):
     """`<package>/train.py`: train, evaluate, tune thresholds, export. `head`: its name or class."""
     head_cls, name, package = _head(head, package)
@@ -124,7 +127,7 @@ def _load(model_dir: str, package: str):
     return load_run(model_dir, package=package)
 
 
-@_user_errors
+@user_errors
 def evaluate(head, package: str | None = None, argv=None):
     """`<package>/eval.py --model-dir D --test-file F`: metrics of a trained run on a labelled file."""
     parser, package = _model_dir_parser(head, package, "eval", "Evaluate a trained run on a labelled file "
@@ -148,7 +151,7 @@ def evaluate(head, package: str | None = None, argv=None):
         write_json(args.output, {"file": args.test_file, **metrics})
 
 
-@_user_errors
+@user_errors
 def report(head, package: str | None = None, argv=None):
     """`<package>/report.py --model-dir D [--test-file F] [--output FILE]`: rebuild a run's report.html."""
     parser, package = _model_dir_parser(head, package, "report", "Build a trained run's report.html: learning "
@@ -192,7 +195,7 @@ def read_texts(path: str, encoding: str = "utf-8") -> list:
         return decode(fh.read(), path, encoding).splitlines()
 
 
-@_user_errors
+@user_errors
 def predict(head, package: str | None = None, argv=None):
     """`<package>/predict.py --model-dir D | --server URL | --grpc HOST:PORT [--input F|-]`: JSON lines
     of labels and scores, from a run folder in this process or from a model TF Serving serves."""
@@ -270,7 +273,7 @@ def _ig_options(parser, flag: str):
                              f"(default: {IG_BASELINES[0]})")
 
 
-@_user_errors
+@user_errors
 def export(head, package: str | None = None, argv=None):
     """`<package>/export.py --model-dir D --export-dir D [--version N]`: a TF Serving SavedModel."""
     parser, package = _model_dir_parser(head, package, "export", "Export a trained run as a TF Serving SavedModel "
@@ -307,7 +310,7 @@ def export(head, package: str | None = None, argv=None):
         print(f"{args.models_config}: model {name!r}")
 
 
-@_user_errors
+@user_errors
 def check_data(head=None, package: str | None = None, argv=None):
     """`<package>/check_data.py --train-file F [--dev-file F] [--test-file F]`: what the data hides
     (`data_check.check_data`), a summary on stdout and the full report in --output. No TensorFlow."""

@@ -114,3 +114,24 @@ def test_plot_legends_sit_beside_the_axes_however_many_rows(tmp_path, monkeypatc
         assert len(ax.get_legend().get_texts()) == 40
     # 40 rows with 10 colours: (colour, marker) still tells every curve apart
     assert len({(line.get_color(), line.get_marker()) for line in figures[0].axes[0].lines}) == 40
+
+
+def test_resume_refuses_a_command_that_differs_from_the_run():
+    from classifier_multi_label.config import resume_changes
+
+    package = "classifier_multi_label_textcnn"
+
+    def config(*flags):
+        args = accuracy.parser().parse_args(["--dataset", "goemotions", "--encoder", "minilm", *flags])
+        return accuracy.run_config("goemotions", package, accuracy.package_heads()[package], args, "runs")
+
+    started = config("--epochs", "2", "--loss", "asl", "--tag", "loss-asl")
+    # What the benchmark set away from train.py's defaults; unset options (None) resolve in the run.
+    assert {"train.epochs", "train.loss", "encoder.encoder"} <= started.given
+    assert "train.patience" not in started.given and "head.num_filters" not in started.given
+    assert resume_changes(config("--epochs", "2", "--loss", "asl", "--tag", "loss-asl"), started) == {}
+    assert resume_changes(config("--epochs", "2", "--loss", "focal", "--tag", "loss-asl"), started) == {
+        "train.loss": ("focal", "asl")}
+    changed = config("--epochs", "2", "--loss", "asl", "--tag", "loss-asl",
+                     "--head-options", '{"num_filters": 64}')
+    assert resume_changes(changed, started) == {"head.num_filters": (64, 128)}

@@ -112,7 +112,10 @@ def run_config(dataset, package, head_cls, args, out_dir) -> RunConfig:
     cfg.data = dataclasses.replace(cfg.data, train_file=f"{d}/train.jsonl", dev_file=f"{d}/dev.jsonl",
                                    test_file=f"{d}/test.jsonl", label_file=f"{d}/labels.txt",
                                    max_seq_length=args.max_seq_length, batch_size=args.batch_size)
-    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False,
+    # No export and no report.html: neither is measured, and a report scores every training text (likely
+    # label errors), which on GoEmotions took longer than the run's dev and test evaluations together;
+    # `report.py --model-dir` makes it from the run folder when wanted.
+    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, patience=args.patience, export=False, report=False,
                                     learning_rate=args.learning_rate, precision=args.precision,
                                     head_learning_rate=args.head_learning_rate, loss=args.loss,
                                     layer_decay=args.layer_decay,

@@ -129,6 +129,7 @@ def test_resume_refuses_a_command_that_differs_from_the_run():
     # What the benchmark set away from train.py's defaults; unset options (None) resolve in the run.
     assert {"train.epochs", "train.loss", "encoder.encoder"} <= started.given
     assert "train.patience" not in started.given and "head.num_filters" not in started.given
+    assert not started.train.export and not started.train.report  # neither is what the benchmark measures
     assert resume_changes(config("--epochs", "2", "--loss", "asl", "--tag", "loss-asl"), started) == {}
     assert resume_changes(config("--epochs", "2", "--loss", "focal", "--tag", "loss-asl"), started) == {
         "train.loss": ("focal", "asl")}

@@ -9,7 +9,8 @@ thresholds; test touched once), next to a scikit-learn TF-IDF + one-vs-rest logi
 a markdown table (with macro-F1 over the rarest third of the labels) and two PNG plots: dev
 micro-F1 per epoch, and test F1 per label against its training frequency. Not a test: it takes
 minutes to hours. Ctrl-C (SIGINT) stops a run after its current step with a checkpoint; the same
-command with `--resume` continues it, and its "train s" is the wall time of every part.
+command with `--resume` continues it, and its "train s" is the wall time of every part. A finished
+run folder is scored again only when the library code changed since (`--rescore` forces it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -33,7 +35,7 @@ import numpy as np  # noqa: E402
 from classifier_multi_label.cli import user_errors  # noqa: E402
 from classifier_multi_label.config import SECTIONS, RunConfig, ThresholdConfig  # noqa: E402
 from classifier_multi_label.data import LabelVocab, read_examples  # noqa: E402
-from classifier_multi_label.environment import code_label  # noqa: E402
+from classifier_multi_label.environment import code_label, source_commit  # noqa: E402
 from classifier_multi_label.errors import TrainingInterrupted  # noqa: E402
 from classifier_multi_label.metrics import multilabel_metrics  # noqa: E402
 
@@ -170,36 +172,81 @@ def add_elapsed(folder: str, seconds: float) -> float:
     return sum(parts)
 
 
-def collect(folder, head_cls, package, train_seconds=None) -> dict:
-    """A finished run folder's test metrics (thresholds re-tuned on dev with the current rule) and
-    training time, and its inference speed measured now (the second full pass over test is timed)."""
+# What a run's scores depend on (bench/, tests/ and docs/ do not change them).
+LIBRARY = ("classifier_multi_label", "classifier_multi_label_textcnn", "classifier_multi_label_denses",
+           "classifier_multi_label_seq2seq", "contrib", "setup.py")
+TIMED_TEXTS = 1024  # inference speed: a fixed sample of this many test texts, warmed up, then timed
+
+
+def library_unchanged_since(commit: str | None, root: str = ROOT) -> bool:
+    """Whether this checkout's library code (LIBRARY, uncommitted edits included) is that of `commit`:
+    then a run folder's scores made by that commit are what re-scoring now would give."""
+    if not commit:
+        return False
+    paths = [p for p in LIBRARY if os.path.exists(os.path.join(root, p))]
+    return subprocess.run(["git", "-C", root, "diff", "--quiet", commit, "--", *paths],
+                          capture_output=True).returncode == 0
+
+
+def clean_commit(source: dict | None) -> str | None:
+    """The commit of an `environment.source_commit()` record, None when unknown or dirty (the edits
+    are not recoverable, so nothing it scored can be trusted to match)."""
+    return source["commit"] if source and not source["dirty"] else None
+
+
+def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dict:
+    """A finished run folder's test metrics (thresholds tuned on dev with the current rule) and
+    training time, and its inference speed measured now, cached in the folder's bench_result.json.
+
+    Scoring a run anew (load, tune on dev, score test) takes minutes per folder on the larger sets,
+    so it happens only when the library code changed since: a cache scored by the current library
+    code and newer than the run's metrics.json is returned as it is, and a run trained by the current
+    library code takes its test metrics from its own metrics.json (written by the same rule at the
+    end of training). `rescore` scores anew regardless."""
     from classifier_multi_label.run import load_run
 
-    cached = os.path.join(folder, "bench_result.json")
-    if train_seconds is None and os.path.exists(cached):
-        with open(cached, encoding="utf-8") as fh:
-            train_seconds = json.load(fh)["train_seconds"]
+    cached_path, metrics_path = (os.path.join(folder, n) for n in ("bench_result.json", "metrics.json"))
+    if os.path.exists(cached_path):
+        with open(cached_path, encoding="utf-8") as fh:
+            cached = json.load(fh)
+        if train_seconds is None:
+            train_seconds = cached["train_seconds"]
+        if (not rescore and library_unchanged_since(cached.get("scored_by"))
+                and os.path.getmtime(cached_path) >= os.path.getmtime(metrics_path)):
+            return cached
     with open(os.path.join(folder, "history.json"), encoding="utf-8") as fh:
         history = json.load(fh)
-    run = load_run(folder, head_cls, package)
-    # Thresholds re-tuned on dev with the current default rule (the benchmark never sets one; a run's
-    # config.json holds the default of its day), as train() does after training; test once.
-    run.config.thresholds.threshold_strategy = ThresholdConfig().threshold_strategy
-    run.tune_thresholds(read_examples(run.config.data.dev_file))
-    test = read_examples(run.config.data.test_file)
-    m = run.evaluate(test)  # also compiles every padded length of the test set
-    start = time.time()
-    run.scores(test.texts, batch_size=64)
-    infer = time.time() - start
     env = None  # what it trained on (environment.json; older run folders have none)
     if os.path.exists(os.path.join(folder, "environment.json")):
         with open(os.path.join(folder, "environment.json"), encoding="utf-8") as fh:
             env = json.load(fh)
-    result = {**m, "code": code_label(env), "cpu": env["cpu"] if env else "",
+    # Every part of the run (the start and each --resume) on one clean commit, else None.
+    parts = [env, *env.get("resumed", [])] if env else [None]
+    commits = {clean_commit(p["classifier_multi_label"].get("source")) if p else None for p in parts}
+    trained_by = commits.pop() if len(commits) == 1 else None
+    run = load_run(folder, head_cls, package)
+    test = read_examples(run.config.data.test_file)
+    if not rescore and library_unchanged_since(trained_by):
+        with open(metrics_path, encoding="utf-8") as fh:
+            m = {k: v for k, v in json.load(fh).items() if k not in ("split", "file")}
+        scored_by = trained_by
+    else:
+        # Thresholds re-tuned on dev with the current default rule (the benchmark never sets one; a
+        # run's config.json holds the default of its day), as train() does after training; test once.
+        run.config.thresholds.threshold_strategy = ThresholdConfig().threshold_strategy
+        run.tune_thresholds(read_examples(run.config.data.dev_file))
+        m = run.evaluate(test)
+        scored_by = clean_commit(source_commit())
+    sample = [test.texts[i] for i in sorted(np.random.default_rng(0).permutation(len(test))[:TIMED_TEXTS])]
+    run.scores(sample, batch_size=64)  # compiles the sample's padded lengths
+    start = time.time()
+    run.scores(sample, batch_size=64)
+    infer = time.time() - start
+    result = {**m, "code": code_label(env), "cpu": env["cpu"] if env else "", "scored_by": scored_by,
               "train_seconds": round(train_seconds or sum(h["train_seconds"] for h in history), 1),
-              "infer_examples_per_s": round(len(test) / infer, 1), "epochs_run": len(history),
+              "infer_examples_per_s": round(len(sample) / infer, 1), "epochs_run": len(history),
               "history": history, "config": json.loads(run.config.to_json())}
-    with open(cached, "w", encoding="utf-8") as fh:
+    with open(cached_path, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=1, ensure_ascii=False)
     return result
 
@@ -357,6 +404,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue each package's run folder from its last checkpoint (after Ctrl-C) instead of "
                         "starting afresh; the other options must be the run's (a change is refused)")
+    p.add_argument("--rescore", action="store_true",
+                   help="score every finished run folder anew (by default a folder is re-scored only when the "
+                        "library code changed since it was last scored)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     return p
 
@@ -391,7 +441,7 @@ def main():
                 if os.path.exists(os.path.join(variant, "metrics.json")):
                     encoder = ", ".join(filter(None, [args.encoder, variant_label(variant[len(folder) + 1:])]))
                     fresh[f"{package}{f' ({inner} head)' if inner else ''} ({encoder})"] = collect(
-                        variant, head_cls, package)
+                        variant, head_cls, package, rescore=args.rescore)
     rows, kept = merge_rows(previous, fresh, list(package_heads()))
     if kept:
         logging.info("%d rows kept as last tabulated in %s (no run folder under %s): %s",

@@ -1,7 +1,11 @@
 """The accuracy benchmark's own arithmetic (bench/accuracy.py), on hand-made inputs."""
 
+import json
 import os
+import shutil
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -136,3 +140,68 @@ def test_resume_refuses_a_command_that_differs_from_the_run():
     changed = config("--epochs", "2", "--loss", "asl", "--tag", "loss-asl",
                      "--head-options", '{"num_filters": 64}')
     assert resume_changes(changed, started) == {"head.num_filters": (64, 128)}
+
+
+def test_library_changes_and_only_they_invalidate_scores(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "classifier_multi_label").mkdir()
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "classifier_multi_label" / "run.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    assert accuracy.library_unchanged_since(commit, root=str(tmp_path))
+    (tmp_path / "bench" / "accuracy.py").write_text("# the benchmark itself\n")
+    assert accuracy.library_unchanged_since(commit, root=str(tmp_path))
+    (tmp_path / "classifier_multi_label" / "run.py").write_text("x = 2\n")  # uncommitted: counts
+    assert not accuracy.library_unchanged_since(commit, root=str(tmp_path))
+    assert not accuracy.library_unchanged_since(None, root=str(tmp_path))
+    assert accuracy.clean_commit({"commit": commit, "dirty": False}) == commit
+    assert accuracy.clean_commit({"commit": commit, "dirty": True}) is None and accuracy.clean_commit(None) is None
+
+
+def test_collect_scores_a_run_anew_only_when_the_library_changed(sigmoid_run_dir, tmp_path, monkeypatch):
+    from classifier_multi_label import registry
+    from classifier_multi_label import run as run_lib
+
+    folder = tmp_path / "run"
+    shutil.copytree(sigmoid_run_dir, folder)
+    env = json.loads((folder / "environment.json").read_text())
+    env["classifier_multi_label"]["source"] = {"commit": "trained", "dirty": False}
+    (folder / "environment.json").write_text(json.dumps(env))
+    unchanged = {"trained"}  # the commits whose library code is this checkout's
+    monkeypatch.setattr(accuracy, "library_unchanged_since", lambda commit: commit in unchanged)
+    monkeypatch.setattr(accuracy, "source_commit", lambda: {"commit": "now", "dirty": False})
+    loaded, tuned = [], []
+    load_run, tune = run_lib.load_run, run_lib.Run.tune_thresholds
+    monkeypatch.setattr(run_lib, "load_run", lambda *a: loaded.append(1) or load_run(*a))
+    monkeypatch.setattr(run_lib.Run, "tune_thresholds", lambda self, ex: tuned.append(1) or tune(self, ex))
+    head_cls = registry.head_class("sigmoid")
+
+    def collect(**kw):
+        return accuracy.collect(str(folder), head_cls, "classifier_multi_label", **kw)
+
+    trained_metrics = json.loads((folder / "metrics.json").read_text())
+    # Trained by the current library: the run's own metrics.json, nothing re-tuned.
+    first = collect(train_seconds=12.0)
+    assert not tuned and first["scored_by"] == "trained" and first["train_seconds"] == 12.0
+    assert first["micro_f1"] == trained_metrics["micro_f1"] and "split" not in first
+    assert first["infer_examples_per_s"] > 0 and first["epochs_run"] == 2
+    # Scored by the current library and newer than metrics.json: the cache as it is, no model loaded.
+    assert collect() == first and loaded == [1]
+    # The library changed since: thresholds re-tuned on dev and test scored anew, by "now".
+    unchanged.clear()
+    unchanged.add("now")
+    again = collect()
+    assert tuned == [1] and loaded == [1, 1] and again["scored_by"] == "now" and again["train_seconds"] == 12.0
+    assert again["micro_f1"] == pytest.approx(trained_metrics["micro_f1"])  # same model, same rule
+    assert collect() == again and tuned == [1]  # cached
+    assert collect(rescore=True)["scored_by"] == "now" and tuned == [1, 1]
+    # A run retrained (or resumed) after its last scoring: its newer metrics.json wins over the cache.
+    os.utime(folder / "metrics.json", (time.time() + 60, time.time() + 60))
+    collect()
+    assert tuned == [1, 1, 1]

@@ -24,14 +24,16 @@ demo: $(STAMP)
 
 # The default suite (what CI runs); `make test-all` adds the tests marked slow. Tests run in one
 # worker process per core (pytest-xdist): much of a test's time is single-threaded (tracing, process
-# start-ups), so two workers on two cores finish in about two thirds of the time of one.
+# start-ups), so two workers on two cores finish in about two thirds of the time of one. Each test
+# module goes to one worker (--dist loadscope), so a module's trained run is trained once, not once
+# per worker (conftest's session-wide runs are shared through a file lock).
 # pytest exits 5 when it collects no test: a suite that ran nothing has not passed.
 test: $(STAMP)
-	@$(PY) -m pytest -q -n auto -m "not slow" -rs --durations=15; rc=$$?; \
+	@$(PY) -m pytest -q -n auto --dist loadscope -m "not slow" -rs --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadscope
 
 # ruff, configured in ruff.toml; .ci/run runs it before the tests.
 lint: $(STAMP)

@@ -9,6 +9,7 @@ import os
 import pathlib
 import runpy
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -229,31 +230,54 @@ def assert_report(run_dir, path=None) -> str:
     return html
 
 
+def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
+    """The folder `name`, filled by `build(folder)` once per test session, however many pytest-xdist
+    workers ask: the first builds it (a file lock held), the others wait and share it. Training
+    a run takes a worker tens of seconds; without this each worker trains its own copy. Tests
+    only read the folder (those that change a run work on a copy)."""
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own temporary folder
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"  # the workers' common parent
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed part-way in another worker
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def sigmoid_run_dir(tmp_path_factory):
     """One tiny baseline (sigmoid head) run, trained once per test session by its train.py command on
     train, dev and test files of the small review set: two epochs (two checkpoints), exported. Tests
     that change a run folder work on a copy. It writes report.html, as train.py does by default."""
-    d = tmp_path_factory.mktemp("sigmoid")
-    train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
-                        for split in ("train", "dev", "test"))
-    proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--dev-file", dev,
-                       "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return d / "run"
+    def build(d):
+        train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
+                            for split in ("train", "dev", "test"))
+        proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--dev-file", dev,
+                           "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    return built_once(tmp_path_factory, "sigmoid", build) / "run"
 
 
 @pytest.fixture(scope="session")
 def denses_run_dir(tmp_path_factory):
     """One tiny multi-dense run, trained once per test session by the module entry point
     (`python -m classifier_multi_label train --head denses`) on the small review set, exported."""
-    d = tmp_path_factory.mktemp("denses")
-    train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
-                        for split in ("train", "dev", "test"))
-    proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", train, "--dev-file", dev,
-                       "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return d / "run"
+    def build(d):
+        train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
+                            for split in ("train", "dev", "test"))
+        proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", train,
+                           "--dev-file", dev, "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    return built_once(tmp_path_factory, "denses", build) / "run"
 
 
 @pytest.fixture(scope="session")
@@ -261,14 +285,15 @@ def demo_run_dir(tmp_path_factory):
     """One tiny TextCNN run on the small review set, trained once per test session through the Python
     API (its encoder pre-trained first, exported, its report written), for tests and docstring
     examples that need a trained run and do not change it."""
-    import pandas as pd
+    def build(d):
+        import pandas as pd
 
-    import classifier_multi_label as cml
+        import classifier_multi_label as cml
 
-    run_dir = tmp_path_factory.mktemp("demo") / "run"
-    texts, labels = [t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]
-    dev = pd.DataFrame({"text": texts, "labels": labels})  # each shape the API accepts: lists, a DataFrame
-    cml.train("textcnn", train=(texts * 3, labels * 3), dev=dev, test=(texts, labels),
-              output_dir=str(run_dir), filter_sizes=[2, 3], num_filters=8, baseline="none", pretrain_epochs=2,
-              **dict(TINY_OPTIONS, report=True))
-    return run_dir
+        texts, labels = [t for t, _ in REVIEWS], [ls for _, ls in REVIEWS]
+        dev = pd.DataFrame({"text": texts, "labels": labels})  # each shape the API accepts: lists, a DataFrame
+        cml.train("textcnn", train=(texts * 3, labels * 3), dev=dev, test=(texts, labels),
+                  output_dir=str(d / "run"), filter_sizes=[2, 3], num_filters=8, baseline="none",
+                  pretrain_epochs=2, **dict(TINY_OPTIONS, report=True))
+
+    return built_once(tmp_path_factory, "demo", build) / "run"

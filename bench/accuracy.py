@@ -214,6 +214,7 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
             train_seconds = cached["train_seconds"]
         if (not rescore and library_unchanged_since(cached.get("scored_by"))
                 and os.path.getmtime(cached_path) >= os.path.getmtime(metrics_path)):
+            logging.info("%s: bench_result.json as scored by %s", folder, cached["scored_by"][:7])
             return cached
     with open(os.path.join(folder, "history.json"), encoding="utf-8") as fh:
         history = json.load(fh)
@@ -231,6 +232,7 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
         with open(metrics_path, encoding="utf-8") as fh:
             m = {k: v for k, v in json.load(fh).items() if k not in ("split", "file")}
         scored_by = trained_by
+        logging.info("%s: metrics.json of its training (the library code of %s)", folder, trained_by[:7])
     else:
         # Thresholds re-tuned on dev with the current default rule (the benchmark never sets one; a
         # run's config.json holds the default of its day), as train() does after training; test once.
@@ -238,6 +240,7 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
         run.tune_thresholds(read_examples(run.config.data.dev_file))
         m = run.evaluate(test)
         scored_by = clean_commit(source_commit())
+        logging.info("%s: scored anew (thresholds tuned on dev with the current rule, test once)", folder)
     sample = [test.texts[i] for i in sorted(np.random.default_rng(0).permutation(len(test))[:TIMED_TEXTS])]
     run.scores(sample, batch_size=64)  # compiles the sample's padded lengths
     start = time.time()

@@ -157,17 +157,21 @@ def fresh_or_resumed(folder: str, resume: bool) -> bool:
     return False
 
 
+def elapsed_parts(folder: str) -> list:
+    """The wall times recorded in the run folder's bench_elapsed.json ([] when it has none)."""
+    path = os.path.join(folder, "bench_elapsed.json")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def add_elapsed(folder: str, seconds: float) -> float:
     """Adds one process's wall time to the run folder's bench_elapsed.json (one entry per process that
     trained it: a resumed run's time is every part's). -> the total."""
-    path = os.path.join(folder, "bench_elapsed.json")
-    parts = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            parts = json.load(fh)
-    parts.append(round(seconds, 1))
+    parts = elapsed_parts(folder) + [round(seconds, 1)]
     os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
+    with open(os.path.join(folder, "bench_elapsed.json"), "w", encoding="utf-8") as fh:
         json.dump(parts, fh)
     return sum(parts)
 
@@ -207,6 +211,8 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
     from classifier_multi_label.run import load_run
 
     cached_path, metrics_path = (os.path.join(folder, n) for n in ("bench_result.json", "metrics.json"))
+    if train_seconds is None and elapsed_parts(folder):  # every part's wall time, as the benchmark recorded it
+        train_seconds = sum(elapsed_parts(folder))
     if os.path.exists(cached_path):
         with open(cached_path, encoding="utf-8") as fh:
             cached = json.load(fh)
@@ -215,7 +221,7 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
         if (not rescore and library_unchanged_since(cached.get("scored_by"))
                 and os.path.getmtime(cached_path) >= os.path.getmtime(metrics_path)):
             logging.info("%s: bench_result.json as scored by %s", folder, cached["scored_by"][:7])
-            return cached
+            return dict(cached, train_seconds=round(train_seconds, 1))
     with open(os.path.join(folder, "history.json"), encoding="utf-8") as fh:
         history = json.load(fh)
     env = None  # what it trained on (environment.json; older run folders have none)

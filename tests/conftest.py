@@ -99,6 +99,18 @@ def run_command(script, *args, input=None):
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """The root logger's handlers as they were before each test. A command called in-process points
+    them at the test's captured stderr, which is closed once the test ends: any later log line
+    would print a "Logging error" traceback instead of the message."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def tiny_data(tmp_path):
     """train/dev/test hellonlp CSVs of the small review set (train repeated for some signal)."""

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -202,7 +201,8 @@ def test_collect_scores_a_run_anew_only_when_the_library_changed(sigmoid_run_dir
     assert collect() == again and tuned == [1]  # cached
     assert collect(rescore=True)["scored_by"] == "now" and tuned == [1, 1]
     # A run retrained (or resumed) after its last scoring: its newer metrics.json wins over the cache.
-    os.utime(folder / "bench_result.json", (time.time() - 60, time.time() - 60))
+    older = os.path.getmtime(folder / "metrics.json") - 60
+    os.utime(folder / "bench_result.json", (older, older))
     collect()
     assert tuned == [1, 1, 1]
     # A run the benchmark trained in two parts (stopped, then --resume): its time is both parts' wall time.

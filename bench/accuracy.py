@@ -211,8 +211,9 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
     from classifier_multi_label.run import load_run
 
     cached_path, metrics_path = (os.path.join(folder, n) for n in ("bench_result.json", "metrics.json"))
-    if train_seconds is None and elapsed_parts(folder):  # every part's wall time, as the benchmark recorded it
-        train_seconds = sum(elapsed_parts(folder))
+    parts = elapsed_parts(folder)
+    if train_seconds is None and parts:  # every part's wall time, as the benchmark recorded it
+        train_seconds = sum(parts)
     if os.path.exists(cached_path):
         with open(cached_path, encoding="utf-8") as fh:
             cached = json.load(fh)

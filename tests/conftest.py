@@ -242,6 +242,12 @@ def assert_report(run_dir, path=None) -> str:
     return html
 
 
+def review_splits(d) -> tuple:
+    """(train, dev, test) hellonlp CSVs of the small review set in folder `d`, train repeated 3 times."""
+    return tuple(write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
+                 for split in ("train", "dev", "test"))
+
+
 def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
     """The folder `name`, filled by `build(folder)` once per test session, however many pytest-xdist
     workers ask: the first builds it (a file lock held), the others wait and share it. Training
@@ -269,8 +275,7 @@ def sigmoid_run_dir(tmp_path_factory):
     train, dev and test files of the small review set: two epochs (two checkpoints), exported. Tests
     that change a run folder work on a copy. It writes report.html, as train.py does by default."""
     def build(d):
-        train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
-                            for split in ("train", "dev", "test"))
+        train, dev, test = review_splits(d)
         proc = run_command("classifier_multi_label/train.py", "--train-file", train, "--dev-file", dev,
                            "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -283,8 +288,7 @@ def denses_run_dir(tmp_path_factory):
     """One tiny multi-dense run, trained once per test session by the module entry point
     (`python -m classifier_multi_label train --head denses`) on the small review set, exported."""
     def build(d):
-        train, dev, test = (write_hellonlp(d / f"{split}.csv", REVIEWS * (3 if split == "train" else 1))
-                            for split in ("train", "dev", "test"))
+        train, dev, test = review_splits(d)
         proc = run_command("classifier_multi_label", "train", "--head", "denses", "--train-file", train,
                            "--dev-file", dev, "--test-file", test, "--output-dir", d / "run", *TINY_MODEL)
         assert proc.returncode == 0, proc.stderr[-3000:]

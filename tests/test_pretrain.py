@@ -51,13 +51,15 @@ def test_masking_picks_real_tokens_and_keeps_their_ids_as_targets():
 
 
 def test_pretraining_lowers_the_masked_lm_loss_and_changes_the_encoder():
+    keras.utils.set_random_seed(0)  # before building: the initial weights must not depend on earlier tests
     backbone, pre = _tiny()
-    keras.utils.set_random_seed(0)
     before = [w.numpy().copy() for w in backbone.trainable_weights]
     cfg = TrainConfig(warmup_ratio=0.0, jit_compile=False)
     history = pretrain_mlm(backbone, pre, TEXTS, cfg, 1e-2, epochs=6, batch_size=8)
     assert [h["epoch"] for h in history] == list(range(1, 7))
-    assert history[-1]["mlm_loss"] < 0.8 * history[0]["mlm_loss"]  # 4.39 -> 3.13 when written
+    # The masks differ from run to run (tensorflow-text draws them unseeded in parallel): with these
+    # initial weights the last epoch's loss measured 0.74-0.79 of the first's over 8 runs.
+    assert history[-1]["mlm_loss"] < 0.85 * history[0]["mlm_loss"]
     assert history[-1]["mlm_accuracy"] > history[0]["mlm_accuracy"]
     changed = {w.path for w, b in zip(backbone.trainable_weights, before) if not np.array_equal(w.numpy(), b)}
     assert any(path.endswith("token_embedding/embeddings") for path in changed)

@@ -25,6 +25,17 @@ SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# The modules with the longest single tests go first: pytest-xdist hands whole modules (`--dist
+# loadscope`) to whichever worker is free, in collection order, so a long module collected last
+# kept one worker busy for a minute after the other had finished.
+FIRST = ("test_end_to_end.py", "test_resume_and_sentencepiece.py", "test_distributed.py", "test_siblings.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: the rest keep their order
+
+
 # A model small enough that a subprocess trains, evaluates and exports in seconds. TINY leaves
 # report.html out (a few seconds of figures per run); the session's shared runs write it.
 TINY_MODEL = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1", "--num-heads", "2",

@@ -147,6 +147,7 @@ def test_top_p_decoding_commits_the_most_confident_label_each_pass():
         LabelMaskHead(C, decoding="beam")
 
 
+@pytest.mark.slow  # about 30 s; the default suite covers the head's steps and decoding above
 def test_commands_and_export(tiny_data, tmp_path):
     """Trained with top-p decoding, so the export runs the iterative passes in the graph."""
     run_dir = tmp_path / "run"

@@ -111,6 +111,7 @@ def test_training_steps_lower_the_loss(inner):
     assert tuple(model(views)["logits"].shape) == (6, 3)  # two views of 3 texts
 
 
+@pytest.mark.slow  # about 30 s; the default suite trains both inner heads above
 def test_commands_and_export(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     proc = run_command("contrib/prototype_contrastive/train.py", "--train-file", tiny_data["train"],

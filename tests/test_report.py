@@ -108,6 +108,7 @@ def test_report_of_a_run_with_one_label(tmp_path):
     assert "One label: nothing co-occurs." in html
 
 
+@pytest.mark.slow  # about 26 s; the session runs' reports and the one-label report run by default
 def test_report_of_a_run_with_a_thousand_labels_most_absent_from_dev(tmp_path):
     names = [f"标签{i:04d}" for i in range(1000)]
     texts = [f"{t} 编号{i}" for i, (t, _) in enumerate(REVIEWS * 84)][:1000]

@@ -123,6 +123,7 @@ def test_windowed_projection_learns_what_single_tokens_cannot_tell():
 
 def test_attention_pooling_learns_which_token_matters():
     """Only the token at a random position tells the label: attention must learn to weight it."""
+    keras.utils.set_random_seed(0)  # the head's initial weights, whatever ran before on this worker
     rng = np.random.default_rng(0)
     n, length = 256, 6
     seq = rng.normal(0, 1, (n, length, 4)).astype("float32")

@@ -211,9 +211,9 @@ def collect(folder, head_cls, package, train_seconds=None, rescore=False) -> dic
     from classifier_multi_label.run import load_run
 
     cached_path, metrics_path = (os.path.join(folder, n) for n in ("bench_result.json", "metrics.json"))
-    parts = elapsed_parts(folder)
-    if train_seconds is None and parts:  # every part's wall time, as the benchmark recorded it
-        train_seconds = sum(parts)
+    elapsed = elapsed_parts(folder)
+    if train_seconds is None and elapsed:  # every part's wall time, as the benchmark recorded it
+        train_seconds = sum(elapsed)
     if os.path.exists(cached_path):
         with open(cached_path, encoding="utf-8") as fh:
             cached = json.load(fh)

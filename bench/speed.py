@@ -147,7 +147,7 @@ def dynamic_spec(x: dict, y) -> tuple:
     """The train step's input signature as `Trainer.fit` traces it from the pipeline's element_spec:
     [None, None] inputs (batches padded to their longest text) and [None, num_labels] targets. Traced
     on the fixed-shape benchmark batch instead, the step is slower without XLA (the gradient of a
-    broadcast batched matmul is a batched product summed over the batch; docs/benchmarks.md)."""
+    broadcast batched matmul is a batched product summed over the batch; docs/benchmark-history.md)."""
     import tensorflow as tf
 
     return ({k: tf.TensorSpec([None, None], v.dtype) for k, v in x.items()},

@@ -41,7 +41,7 @@ def resolve_precision(precision: str, jit_compile, head_supports_bfloat16: bool 
     bfloat16 natively: on GPUs when every one has bfloat16 tensor cores (compute capability 8.0,
     Ampere, or newer), on a machine without GPUs when the CPU has AMX bfloat16 units; else float32.
     XLA defaults to on, except for mixed_bfloat16 on a CPU: XLA's CPU backend does not use the AMX
-    units (measured: docs/benchmarks.md, the speed section)."""
+    units (measured: docs/benchmark-history.md, the speed section)."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "mixed_bfloat16" and not head_supports_bfloat16:

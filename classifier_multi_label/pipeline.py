@@ -58,7 +58,7 @@ class TokenDropout:
     A model trained from scratch on ten thousand texts drives its training loss to nearly zero by
     memorising them; hiding a fresh random part of each text every epoch is meant to make it use
     more of the text than the few characters that identify the example (on DuEE it kept the training
-    loss higher but did not raise test F1: docs/benchmarks.md). [CLS], [SEP], padding and a head's own
+    loss higher but did not raise test F1: docs/benchmark-history.md). [CLS], [SEP], padding and a head's own
     tokens (ids from `vocabulary_size` up, LM-MTC's label template) are never replaced. The draw is
     stateless, seeded by (seed, epoch, batch), so a resumed run masks as an uninterrupted one.
 

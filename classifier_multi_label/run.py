@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 PRETRAINED_LR, SCRATCH_LR = 5e-5, 1e-3
 # Fine-tuning peaks within a few epochs (SemEval E-c with MiniLM: best dev epoch 3 of 10) and an
 # encoder from scratch keeps learning for tens (the demo early-stops after 19 to 33; the DuEE baseline's
-# dev was still rising at epoch 15): docs/defaults.md, docs/benchmarks.md.
+# dev was still rising at epoch 15): docs/defaults.md, docs/benchmark-history.md.
 PRETRAINED_EPOCHS, PRETRAINED_PATIENCE = 10, 3
 SCRATCH_EPOCHS, SCRATCH_PATIENCE = 40, 10
 PRETRAINED_HEAD_LR = 1e-3  # the head is new over a pretrained encoder: it learns at a from-scratch rate

@@ -82,7 +82,7 @@ def lstm_wavefront(inputs, lengths, cells, dropout=None, training=None):
     800). oneDNN repacks a bfloat16 matmul's second operand on every call; with the small state there
     instead of the weights the upper layers' matmul took 0.59 ms instead of 0.77 per step. One matmul
     for all layers also beat projecting the first layer's input for every time before the loop (one
-    large matmul, then a second matmul and an add per step): docs/benchmarks.md.
+    large matmul, then a second matmul and an add per step): docs/benchmark-history.md.
     """
     dtype, depth = inputs.dtype, len(cells)
     units = cells[0][0].units

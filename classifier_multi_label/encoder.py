@@ -226,16 +226,12 @@ def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Op
     """The same backbone with `extra_tokens` more token-embedding rows, at least `num_segments` token
     types and at least `max_sequence_length` positions (a from-scratch backbone only: a pretrained
     one keeps its position table), computing in `dtype` (a Keras dtype policy) if given. Every weight
-    is copied; new rows keep their fresh initialisation. `new_rows(grown)` names the tables that grew
-    and their first new row (the optimizer trains those rows at the head's rate).
+    is copied; new rows keep their fresh initialisation.
 
     Example:
         >>> bigger = grow_backbone(backbone, extra_tokens=10, num_segments=5)
         >>> bigger.vocabulary_size - backbone.vocabulary_size, bigger.num_segments
         (10, 5)
-        >>> {v.path.split("/")[-2]: first for v, first in new_rows(bigger)} == {
-        ...     "token_embedding": backbone.vocabulary_size, "segment_embedding": backbone.num_segments}
-        True
     """
     config = backbone.get_config()
     config["vocabulary_size"] += int(extra_tokens)
@@ -246,7 +242,6 @@ def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Op
         config["dtype"] = dtype
     grown = type(backbone).from_config(config)
     old = {w.path: w for w in backbone.weights}
-    grown_from = dict(getattr(backbone, "_grown_from", {}))  # path -> first new row, across repeated growth
     for w in grown.weights:
         src = old.get(w.path)
         if src is None:
@@ -255,16 +250,7 @@ def grow_backbone(backbone: keras.Model, extra_tokens: int = 0, num_segments: Op
             w.assign(src)
         elif len(src.shape) == 2 and src.shape[1] == w.shape[1] and src.shape[0] < w.shape[0]:
             w.assign(tf.concat([src, w[src.shape[0]:]], axis=0))  # old rows, then the new ones
-            grown_from[w.path] = min(grown_from.get(w.path, src.shape[0]), int(src.shape[0]))
             log.info("encoder: %s grows from %d to %d rows", w.path, src.shape[0], w.shape[0])
         else:
             raise EncoderError(f"cannot grow the encoder: {w.path} is {tuple(src.shape)}, wanted {tuple(w.shape)}")
-    grown._grown_from = grown_from
     return grown
-
-
-def new_rows(backbone: keras.Model) -> list:
-    """[(variable, first new row)] for every table of `backbone` that `grow_backbone` grew (empty for
-    a backbone as loaded)."""
-    grown_from = getattr(backbone, "_grown_from", {})
-    return [(v, grown_from[v.path]) for v in backbone.trainable_variables if v.path in grown_from]

@@ -1,9 +1,7 @@
 """The optimizer every head trains with: AdamW (no weight decay on LayerNorm and biases) over a linear
 warm-up then linear decay to zero, embedding gradients made dense, an optional second schedule
 for the head's variables (`--head-learning-rate`, `--head-warmup-ratio`) and optional layer-wise
-decay of the encoder's rate (`--layer-decay`). Rows a head adds to a pretrained encoder's tables
-(LM-MTC's label tokens) are new weights too: they follow the head's schedule, the table's old rows
-the encoder's.
+decay of the encoder's rate (`--layer-decay`).
 
 Example:
     >>> schedule = WarmupLinearDecay(peak=1e-3, total_steps=100, warmup_steps=10)
@@ -104,19 +102,16 @@ class ReducedGradientsAdamW(keras.optimizers.AdamW):
 
     `head_learning_rate` (a schedule) drives the variables in `head_variables`; the others follow
     `learning_rate`, times their factor in `scales` ((variable, factor) pairs: layer-wise decay) when
-    they have one. In a variable of `head_rows` ((variable, first row) pairs: an embedding table a head
-    grew) the rows from `first row` on follow the head's schedule, the rows before it the encoder's.
-    Decoupled weight decay is applied per variable at that variable's own rate (as
+    they have one. Decoupled weight decay is applied per variable at that variable's own rate (as
     PyTorch's parameter groups do), just before its Adam step, where Keras applies it to every
     variable at the one optimizer rate.
     """
 
-    def __init__(self, *args, head_learning_rate=None, head_variables=(), scales=None, head_rows=(), **kwargs):
+    def __init__(self, *args, head_learning_rate=None, head_variables=(), scales=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._head_schedule = head_learning_rate
         self._head_keys = {self._var_key(v) for v in head_variables}
         self._scales = {self._var_key(v): factor for v, factor in (scales or ()) if factor != 1.0}
-        self._head_rows = {self._var_key(v): int(first) for v, first in head_rows} if head_learning_rate else {}
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return grads_and_vars
@@ -129,11 +124,6 @@ class ReducedGradientsAdamW(keras.optimizers.AdamW):
             learning_rate = self._head_schedule(self.iterations)
         elif self._var_key(variable) in self._scales:
             learning_rate = learning_rate * self._scales[self._var_key(variable)]
-        if self._var_key(variable) in self._head_rows:
-            # A per-row rate, [rows, 1]: Adam's and the weight decay's products broadcast it over columns.
-            new = tf.range(variable.shape[0])[:, None] >= self._head_rows[self._var_key(variable)]
-            learning_rate = tf.where(new, tf.cast(self._head_schedule(self.iterations), tf.float32),
-                                     tf.cast(learning_rate, tf.float32))
         if self.weight_decay is not None and self._use_weight_decay(variable):
             lr = keras.ops.cast(learning_rate, variable.dtype)
             variable.assign(variable - variable * keras.ops.cast(self.weight_decay, variable.dtype) * lr)
@@ -150,14 +140,14 @@ if not hasattr(keras.optimizers.AdamW, "_all_reduce_sum_gradients"):  # a Keras 
 
 def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int, clip: bool = False,
                    head_learning_rate: float | None = None, head_variables=(),
-                   encoder_variables=(), head_rows=()) -> keras.optimizers.Optimizer:
-    """AdamW over the warm-up/decay schedule; `head_variables`, and the rows of `head_rows`
-    ((variable, first new row) pairs), over their own (peak `head_learning_rate`, warm-up
-    `cfg.head_warmup_ratio`); `encoder_variables` decayed layer by layer when `cfg.layer_decay` < 1. The trainer clips gradients itself (see above); `clip` makes the
+                   encoder_variables=()) -> keras.optimizers.Optimizer:
+    """AdamW over the warm-up/decay schedule; `head_variables` over their own (peak
+    `head_learning_rate`, warm-up `cfg.head_warmup_ratio`); `encoder_variables` decayed layer by
+    layer when `cfg.layer_decay` < 1. The trainer clips gradients itself (see above); `clip` makes the
     optimizer clip them by global norm instead, for `model.fit` on one device."""
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(cfg.warmup_ratio * total_steps))
     head_schedule = None
-    if head_learning_rate is not None and (head_variables or head_rows):
+    if head_learning_rate is not None and head_variables:
         warmup = cfg.warmup_ratio if cfg.head_warmup_ratio is None else cfg.head_warmup_ratio
         head_schedule = WarmupLinearDecay(head_learning_rate, total_steps, int(warmup * total_steps))
     scales = None
@@ -166,7 +156,6 @@ def make_optimizer(cfg: TrainConfig, learning_rate: float, total_steps: int, cli
         scales = [(v, factors[v.path]) for v in encoder_variables]
     opt = ReducedGradientsAdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, epsilon=cfg.adam_epsilon,
                                 global_clipnorm=cfg.clipnorm if clip else None,
-                                head_learning_rate=head_schedule, head_variables=head_variables, scales=scales,
-                                head_rows=head_rows)
+                                head_learning_rate=head_schedule, head_variables=head_variables, scales=scales)
     opt.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return opt

@@ -45,7 +45,6 @@ import tensorflow as tf
 
 from .adversarial import FGM
 from .config import TrainConfig
-from . import encoder as encoder_lib
 from .distribute import Cluster
 from .errors import TrainingInterrupted, UserError
 from .files import write_json
@@ -135,8 +134,7 @@ class Trainer:
             self.optimizer = make_optimizer(cfg, learning_rate, steps_per_epoch * cfg.epochs,
                                             head_learning_rate=head_learning_rate,
                                             head_variables=model.head.trainable_variables,
-                                            encoder_variables=model.backbone.trainable_variables,
-                                            head_rows=encoder_lib.new_rows(model.backbone))
+                                            encoder_variables=model.backbone.trainable_variables)
             self.optimizer.build(model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")

@@ -151,35 +151,6 @@ def test_the_head_learns_at_its_own_rate_and_decays_at_it():
     np.testing.assert_allclose(decay, -0.5 * lr * start[encoder_kernel], rtol=1e-3, atol=1e-9)
 
 
-def test_rows_a_head_adds_to_the_encoder_learn_at_the_heads_rate():
-    """Rows grown into a pretrained encoder's tables (LM-MTC's label tokens) are new weights: Adam's
-    first step moves them by about the head's rate and the table's old rows by the encoder's;
-    decoupled weight decay shrinks each row at its own rate."""
-    from classifier_multi_label.encoder import grow_backbone, new_rows
-    lr, head_lr = 1e-4, 1e-2
-    x = dict(X, token_ids=tf.constant([[2, 5, 20, 21, 3, 0], [2, 22, 9, 10, 11, 3], [2, 12, 23, 3, 0, 0]]))
-
-    def first_step(weight_decay):
-        model = tiny_model(dropout=0.0)
-        model = MultiLabelClassifier(grow_backbone(model.backbone, extra_tokens=5), model.head)
-        table = model.backbone.token_embedding.embeddings
-        assert [(v.path, first) for v, first in new_rows(model.backbone)] == [(table.path, 20)]
-        start = table.numpy().copy()
-        cfg = TrainConfig(warmup_ratio=0.0, weight_decay=weight_decay, epochs=1, patience=0, adam_epsilon=1e-15)
-        Trainer(model, bce, cfg, steps_per_epoch=1, learning_rate=lr, head_learning_rate=head_lr).train_step(x, Y)
-        return table.numpy() - start, start
-
-    moved, _ = first_step(weight_decay=0.0)
-    for rows, rate in (([20, 21, 22, 23], head_lr), ([5, 9, 10, 11, 12], lr)):  # rows with gradients
-        np.testing.assert_allclose(np.abs(moved[rows]).max(axis=1), rate, rtol=0.05, err_msg=str(rows))
-    assert not moved[24].any() and not moved[13].any()  # tokens no text holds: no gradient, no step
-
-    with_decay, start = first_step(weight_decay=0.5)
-    decay = with_decay - moved  # what decay adds: -wd * rate * w, per row
-    np.testing.assert_allclose(decay[20:], -0.5 * head_lr * start[20:], rtol=1e-3, atol=1e-9)
-    np.testing.assert_allclose(decay[:20], -0.5 * lr * start[:20], rtol=1e-3, atol=1e-9)
-
-
 def test_layer_decay_slows_each_encoder_layer_below_the_top():
     """--layer-decay D: Adam's first step moves a weight by about its rate, so the top block moves
     by lr, the block below by D * lr, the embeddings by D^2 * lr (two blocks here) and the head by

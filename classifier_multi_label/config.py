@@ -127,7 +127,8 @@ class TrainConfig(_Freezable):
     learning_rate: Optional[float] = option(None, "the encoder's peak learning rate; none: 5e-5 for a pretrained "
                                                   "encoder, 1e-3 from scratch", minimum=1e-12)
     head_learning_rate: Optional[float] = option(None, "the head's peak learning rate; none: 1e-3 over a "
-                                                       "pretrained encoder, --learning-rate from scratch",
+                                                       "pretrained encoder (LM-MTC: --learning-rate), "
+                                                       "--learning-rate from scratch",
                                                  minimum=1e-12)
     layer_decay: float = option(1.0, "layer-wise learning-rate decay: each encoder layer learns at this times "
                                      "the rate of the layer above it, the embeddings lowest; 1: off",

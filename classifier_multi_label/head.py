@@ -50,6 +50,9 @@ class Head(keras.layers.Layer):
     xla_train_step = True  # False: the train step runs without XLA even with --jit-compile (measured slower)
     supports_bfloat16 = True  # False: --precision auto stays float32 and mixed_bfloat16 is refused
     batch_local_loss = True  # False: the loss couples a whole batch (contrastive): one replica only
+    # False: over a pretrained encoder the head's default rate is the encoder's, not PRETRAINED_HEAD_LR
+    # (a head whose few weights only read states the encoder itself must learn to make: LM-MTC's slots).
+    fast_head_rate = True
 
     def __init__(self, num_labels: int, name: str = "head", **options):
         super().__init__(name=name)

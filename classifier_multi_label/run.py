@@ -73,6 +73,18 @@ SCRATCH_EPOCHS, SCRATCH_PATIENCE = 40, 10
 PRETRAINED_HEAD_LR = 1e-3  # the head is new over a pretrained encoder: it learns at a from-scratch rate
 
 
+def default_head_learning_rate(head_cls, pretrained: bool, learning_rate: float) -> float:
+    """`--head-learning-rate` when not given: PRETRAINED_HEAD_LR over a pretrained encoder for a head
+    with `fast_head_rate`, the encoder's `learning_rate` otherwise (docs/defaults.md).
+
+    Example:
+        >>> from classifier_multi_label.head import TextCNNHead
+        >>> default_head_learning_rate(TextCNNHead, True, 5e-5), default_head_learning_rate(TextCNNHead, False, 1e-3)
+        (0.001, 0.001)
+    """
+    return PRETRAINED_HEAD_LR if pretrained and head_cls.fast_head_rate else learning_rate
+
+
 def tune_by(th, y_dev, scores) -> Thresholds:
     """Thresholds tuned on (y_dev, scores) with the rule a `ThresholdConfig` names."""
     return tune_thresholds(y_dev, scores, th.threshold_strategy, th.threshold, th.min_dev_positives, th.at_least_one,
@@ -441,7 +453,7 @@ def _resolve(cfg: RunConfig, head_cls, cluster: Cluster, run_dir: str, chief_dir
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = PRETRAINED_LR if pretrained else SCRATCH_LR
     if cfg.train.head_learning_rate is None:
-        cfg.train.head_learning_rate = PRETRAINED_HEAD_LR if pretrained else cfg.train.learning_rate
+        cfg.train.head_learning_rate = default_head_learning_rate(head_cls, bool(pretrained), cfg.train.learning_rate)
     if "pooling" in cfg.head and not resuming:
         cfg.head = resolve_pooled_options(cfg.head, bool(pretrained))
     if cfg.encoder.pretrain_epochs > 0 and not resuming and cluster.distributed:

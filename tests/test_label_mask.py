@@ -165,3 +165,16 @@ def test_commands_and_export(tiny_data, tmp_path):
     assert_export_parity(run_dir, LabelMaskHead, "contrib.label_mask")
     html = assert_report(run_dir)  # its scores come from the iterative decoding passes
     assert "No attributions: explain: the label_mask head decodes its labels over several passes" in html
+
+
+def test_over_a_pretrained_encoder_the_slot_head_learns_at_the_encoders_rate():
+    """LM-MTC's head is one Dense over slot states the encoder must learn to fill: its default rate is
+    the encoder's, where other heads get PRETRAINED_HEAD_LR over a pretrained encoder."""
+    from classifier_multi_label.head import TextCNNHead
+    from classifier_multi_label.run import PRETRAINED_HEAD_LR, default_head_learning_rate
+
+    assert PRETRAINED_HEAD_LR != 5e-5
+    assert default_head_learning_rate(LabelMaskHead, True, 5e-5) == 5e-5
+    assert default_head_learning_rate(TextCNNHead, True, 5e-5) == PRETRAINED_HEAD_LR
+    from_scratch = default_head_learning_rate(LabelMaskHead, False, 1e-3)
+    assert from_scratch == 1e-3 == default_head_learning_rate(TextCNNHead, False, 1e-3)

@@ -42,7 +42,7 @@ TINY_MODEL = ["--embedding-dim", "16", "--hidden-dim", "16", "--num-layers", "1"
         "--intermediate-dim", "32", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
         "--epochs", "2", "--learning-rate", "1e-3",
         "--precision", "float32",  # the same numbers on any CPU (auto picks bfloat16 where AMX exists)
-        "--no-jit-compile"]  # XLA compiles each batch shape: most of a tiny run (one test trains with XLA)
+        "--no-jit-compile"]  # XLA compiles each batch shape: most of a tiny run (test_trainer.py checks XLA)
 TINY = TINY_MODEL + ["--no-report"]
 
 # TINY as keyword arguments of the Python API.

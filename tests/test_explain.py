@@ -60,17 +60,29 @@ def test_predict_explain_adds_the_predicted_labels_attributions(demo_run_dir):
 
 @pytest.mark.parametrize("fixture", ["demo_run_dir", "denses_run_dir"])
 def test_served_explain_signature_gives_run_explain_attributions_with_core_ops_only(fixture, request, tmp_path):
+    """The demo run's export is written by its export.py command (--export-explain), the other's by
+    the Python API."""
     from conftest import CleanProcess
 
     from classifier_multi_label.explain import served_rows
 
-    run = load_run(str(request.getfixturevalue(fixture)))
-    path = run.export(str(tmp_path / "export"), explain=True, ig_steps=16)
+    run_dir = request.getfixturevalue(fixture)
+    run = load_run(str(run_dir))
+    if fixture == "demo_run_dir":
+        proc = run_command("classifier_multi_label_textcnn/export.py", "--model-dir", run_dir, "--export-dir",
+                           tmp_path / "export", "--export-explain", "--ig-steps", "16")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        path = proc.stdout.strip()
+        assert (tmp_path / "export" / "1" / "assets.extra" / "environment.json").read_text() == (
+            run_dir / "environment.json").read_text()  # the export records the code it was trained on
+    else:
+        path = run.export(str(tmp_path / "export"), explain=True, ig_steps=16)
+    assert path == str(tmp_path / "export" / "1")
     texts = TEXTS + ["", "好看又便宜" * 3]  # the batch pads the shorter texts: padding must not change a thing
     served = CleanProcess.ask(path, texts, signature="explain")
     assert served["loaded"] == [] and served["unregistered_ops"] == []  # any TF Serving build runs it
     info = json.loads((tmp_path / "export" / "1" / "assets.extra" / "export.json").read_text())
-    assert info["tokenizer"] == "core" and info["explain"]["steps"] == 16
+    assert info["tokenizer"] == "core" and info["explain"] == {**info["explain"], "signature": "explain", "steps": 16}
     # serving_default of the same export is unchanged by the second signature
     plain = CleanProcess.ask(path, texts)
     assert plain["scores"] == served["scores"] and plain["decisions"] == served["decisions"]

@@ -1,4 +1,5 @@
-"""The train step: embedding gradients reach AdamW summed per row (dense); FGM adversarial training
+"""The train step: embedding gradients reach AdamW summed per row (dense); XLA's compiled steps
+equal the plain ones; FGM adversarial training
 (--adversarial-epsilon): the gradients it adds, computed again by hand with the embedding table really
 moved; dropout's random state; the flag's error."""
 
@@ -69,6 +70,26 @@ def test_embedding_rows_get_adamws_update_of_their_summed_gradient():
         v.assign(value)
     trainer(model, epsilon=0.0, warmup_ratio=0.0).train_step(X, Y)
     np.testing.assert_allclose(variables[0].numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_the_xla_steps_train_and_predict_as_the_plain_ones_do():
+    """XLA (`--jit-compile`, on by default in float32 where no AMX runs bfloat16): the compiled update
+    (gradients, clipping, AdamW) and the compiled prediction give what the plain ones give. Two
+    steps, so the second runs on the optimizer state the first left."""
+    weights, scores = {}, {}
+    for jit in (False, True):
+        model = tiny_model(dropout=0.0)
+        start = [v.numpy().copy() for v in model.trainable_variables]
+        t = trainer(model, epsilon=0.0, warmup_ratio=0.0, jit_compile=jit)
+        assert getattr(t.step._update_fn, "_jit_compile", False) is jit  # XLA where asked, not elsewhere
+        for _ in range(2):
+            t.train_step(X, Y)
+        weights[jit] = [v.numpy() for v in model.trainable_variables]
+        assert max(np.abs(w - s).max() for w, s in zip(weights[jit], start)) > 1e-4  # it trained
+        scores[jit] = model.predict_outputs([X], jit_compile=jit)["scores"]  # [3, 3]
+    for plain, compiled in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scores[True], scores[False], rtol=1e-5, atol=1e-6)
 
 
 def test_fgm_adds_the_gradients_of_the_loss_with_the_table_moved_uphill():

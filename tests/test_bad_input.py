@@ -123,6 +123,7 @@ def test_not_a_run_folder(capsys, tmp_path, files):
     fails(capsys, cli.evaluate, ["--model-dir", tmp_path, "--test-file", files["test"]], "no config.json")
 
 
+@pytest.mark.slow  # about 21 s; by default export parity runs a 100,000-character text (conftest.PARITY_TEXTS)
 def test_a_text_of_a_million_characters(capsys, files, tmp_path):
     """Accepted, not an error: the CSV reader takes the field and the tokenizer keeps the first
     --max-seq-length tokens, in training and in prediction."""

@@ -121,6 +121,7 @@ def test_windowed_projection_learns_what_single_tokens_cannot_tell():
     assert accuracy[3] > 0.95 and accuracy[1] < 0.7, accuracy
 
 
+@pytest.mark.slow  # about 9 s; the default suite checks what attention pooling reads (above)
 def test_attention_pooling_learns_which_token_matters():
     """Only the token at a random position tells the label: attention must learn to weight it."""
     keras.utils.set_random_seed(0)  # the head's initial weights, whatever ran before on this worker
@@ -144,6 +145,7 @@ def test_attention_pooling_learns_which_token_matters():
     assert accuracy > 0.95  # mean pooling dilutes the marked token among five noisy ones
 
 
+@pytest.mark.slow  # about 16 s; the default suite checks what label pooling reads (above)
 def test_label_pooling_gives_each_label_its_own_tokens():
     """Two labels, each told by its own marked token at its own random position: one attention per
     label learns to read each label's token (label c's weight peaks on c's marker), for the baseline's

@@ -4,6 +4,7 @@ line end to end: the session's TextCNN run (conftest's `demo_run_dir`, checked i
 import keras
 import keras_hub
 import numpy as np
+import pytest
 from conftest import REVIEWS
 
 from classifier_multi_label.config import TrainConfig
@@ -50,6 +51,7 @@ def test_masking_picks_real_tokens_and_keeps_their_ids_as_targets():
     assert as_mask < changed  # and some a random token (10%)
 
 
+@pytest.mark.slow  # about 22 s; by default conftest's demo_run_dir pre-trains (test_siblings checks its losses)
 def test_pretraining_lowers_the_masked_lm_loss_and_changes_the_encoder():
     keras.utils.set_random_seed(0)  # before building: the initial weights must not depend on earlier tests
     backbone, pre = _tiny()

@@ -23,9 +23,14 @@ LIBRARIES = ("tensorflow", "keras", "keras-hub", "tensorflow-text", "numpy", "sc
 SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding the packages
 
 
+# Tracked files that record results, not code: edits there leave the code a commit names intact (a
+# benchmark writes its tables to bench/results/, which would otherwise mark the next run's code dirty).
+NOT_CODE = ("bench/results", "docs")
+
+
 def source_commit(folder: str = SOURCE) -> dict | None:
-    """{"commit": full hash, "dirty": uncommitted changes to tracked files} of the git checkout at
-    `folder`, or None when it is not one (an installed wheel) or git is missing."""
+    """{"commit": full hash, "dirty": uncommitted changes to tracked files other than `NOT_CODE`} of
+    the git checkout at `folder`, or None when it is not one (an installed wheel) or git is missing."""
     def git(*args):
         return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
@@ -34,7 +39,8 @@ def source_commit(folder: str = SOURCE) -> dict | None:
         if git("rev-parse", "--show-toplevel") != os.path.realpath(folder):
             return None  # the package sits inside some other repository (e.g. a virtualenv in one)
         return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  *(f":(exclude){p}" for p in NOT_CODE)))}
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -163,6 +163,33 @@ def test_library_changes_and_only_they_invalidate_scores(tmp_path):
     assert accuracy.clean_commit({"commit": commit, "dirty": True}) is None and accuracy.clean_commit(None) is None
 
 
+def test_results_and_docs_edits_leave_the_source_commit_clean(tmp_path):
+    """A benchmark writes bench/results/ in the checkout it runs from: the next run in that checkout
+    must still name its code by the commit alone (else every later row reads "+" and is re-scored)."""
+    from classifier_multi_label.environment import source_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    files = {"classifier_multi_label/run.py": "x = 1\n", "bench/results/duee.md": "| a |\n", "docs/a.md": "a\n",
+             "setup.py": "# setup\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    assert source_commit(str(tmp_path))["dirty"] is False
+    (tmp_path / "bench" / "results" / "duee.md").write_text("| b |\n")
+    (tmp_path / "docs" / "a.md").write_text("b\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert source_commit(str(tmp_path))["dirty"] is False
+    for name in ("classifier_multi_label/run.py", "setup.py"):  # code: dirty
+        (tmp_path / name).write_text("changed = True\n")
+        assert source_commit(str(tmp_path))["dirty"] is True, name
+        git("checkout", "--", name)
+
+
 def test_collect_scores_a_run_anew_only_when_the_library_changed(sigmoid_run_dir, tmp_path, monkeypatch):
     from classifier_multi_label import registry
     from classifier_multi_label import run as run_lib

@@ -26,14 +26,16 @@ demo: $(STAMP)
 # worker process per core (pytest-xdist): much of a test's time is single-threaded (tracing, process
 # start-ups), so two workers on two cores finish in about two thirds of the time of one. Each test
 # module goes to one worker (--dist loadscope), so a module's trained run is trained once, not once
-# per worker (conftest's session-wide runs are shared through a file lock).
+# per worker (conftest's session-wide runs are shared through a file lock). --no-loadscope-reorder:
+# modules go out in conftest's order (the longest first), not largest-count first, which started
+# both workers on modules that need the same session run (one waited about 40 s for the other).
 # pytest exits 5 when it collects no test: a suite that ran nothing has not passed.
 test: $(STAMP)
-	@$(PY) -m pytest -q -n auto --dist loadscope -m "not slow" -rs --durations=15; rc=$$?; \
+	@$(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder -m "not slow" -rs --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadscope
+	$(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 
 # ruff, configured in ruff.toml; .ci/run runs it before the tests.
 lint: $(STAMP)

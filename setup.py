@@ -55,7 +55,7 @@ setup(
         # one test worker per core (filelock: the workers share the session's trained runs), property
         # tests, the gRPC client's tests, DataFrame input, the linter (the Makefile adds
         # all-MiniLM-L6-v2's files for the tokenizer tests, without its sentence-transformers/torch)
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "hypothesis>=6", "tensorflow-serving-api==2.21.*",
+        "test": ["pytest>=8", "pytest-xdist>=3.8", "filelock>=3.12", "hypothesis>=6", "tensorflow-serving-api==2.21.*",
                  "pandas>=2", "ruff>=0.6"],
         "serving": ["tensorflow-serving-api==2.21.*"],
         "bench": [

@@ -26,8 +26,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # The modules with the longest single tests go first: pytest-xdist hands whole modules (`--dist
-# loadscope`) to whichever worker is free, in collection order, so a long module collected last
-# kept one worker busy for a minute after the other had finished.
+# loadscope`) to whichever worker is free, in collection order (with --no-loadscope-reorder, as the
+# Makefile runs it), so a long module collected last kept one worker busy for a minute after the
+# other had finished.
 FIRST = ("test_end_to_end.py", "test_resume_and_sentencepiece.py", "test_distributed.py", "test_siblings.py")
 
 

@@ -93,6 +93,22 @@ def test_a_run_folder_without_projection_width_rebuilds_per_token_features():
                       keras.layers.Conv1D)
 
 
+def fit_full_batch(head, x, mask, y, steps: int, learning_rate: float):
+    """`steps` Adam steps of `head` on the whole batch (x, mask) -> y [n, labels], the sigmoid cross-
+    entropy of `head.logits`. One compiled step: run eagerly, each step cost about 60 ms."""
+    opt = keras.optimizers.Adam(learning_rate)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            logits = head.logits(head(x, mask, training=True))  # [n, labels]
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, logits))
+        opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+
+    for _ in range(steps):
+        step()
+
+
 def test_windowed_projection_learns_what_single_tokens_cannot_tell():
     """The label is whether tokens A and B stand next to each other; every text holds both, so any
     pooling of features of single tokens sees the same bag and stays at chance, while features of
@@ -112,16 +128,11 @@ def test_windowed_projection_learns_what_single_tokens_cannot_tell():
     accuracy = {}
     for width in (1, 3):
         head = PooledHead(1, dropout=0.0, pooling="max", projection=16, projection_width=width)
-        opt = tf.keras.optimizers.Adam(0.02)
-        for _ in range(200):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y[:, None], head(x, mask, training=True)))
-            opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+        fit_full_batch(head, x, mask, y[:, None], steps=200, learning_rate=0.02)
         accuracy[width] = float(np.mean((head(x, mask).numpy()[:, 0] > 0) == (y > 0.5)))
     assert accuracy[3] > 0.95 and accuracy[1] < 0.7, accuracy
 
 
-@pytest.mark.slow  # about 9 s; the default suite checks what attention pooling reads (above)
 def test_attention_pooling_learns_which_token_matters():
     """Only the token at a random position tells the label: attention must learn to weight it."""
     keras.utils.set_random_seed(0)  # the head's initial weights, whatever ran before on this worker
@@ -134,18 +145,13 @@ def test_attention_pooling_learns_which_token_matters():
     seq[np.arange(n), where, 0] = 1.0  # a marker: "this token carries the label" ...
     seq[np.arange(n), where, 1] = 4 * y - 2  # ... and its second feature is the label
     head = PooledHead(1, dropout=0.0, pooling="attention")
-    opt = tf.keras.optimizers.Adam(0.05)
     x = {"sequence_output": tf.constant(seq), "pooled_output": tf.zeros([n, 4])}
     mask = tf.ones([n, length], tf.int32)
-    for _ in range(150):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y[:, None], head(x, mask, training=True)))
-        opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+    fit_full_batch(head, x, mask, y[:, None], steps=150, learning_rate=0.05)
     accuracy = float(np.mean((head(x, mask).numpy()[:, 0] > 0) == (y > 0.5)))
     assert accuracy > 0.95  # mean pooling dilutes the marked token among five noisy ones
 
 
-@pytest.mark.slow  # about 16 s; the default suite checks what label pooling reads (above)
 def test_label_pooling_gives_each_label_its_own_tokens():
     """Two labels, each told by its own marked token at its own random position: one attention per
     label learns to read each label's token (label c's weight peaks on c's marker), for the baseline's
@@ -165,12 +171,7 @@ def test_label_pooling_gives_each_label_its_own_tokens():
     x = {"sequence_output": tf.constant(seq), "pooled_output": tf.zeros([n, 6])}
     mask = tf.ones([n, length], tf.int32)
     for head in (PooledHead(2, dropout=0.0, pooling="label"), DensesHead(2, dropout=0.0, pooling="label")):
-        opt = tf.keras.optimizers.Adam(0.05)
-        for _ in range(150):
-            with tf.GradientTape() as tape:
-                logits = head.logits(head(x, mask, training=True))  # [n, 2]
-                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, logits))
-            opt.apply_gradients(zip(tape.gradient(loss, head.trainable_variables), head.trainable_variables))
+        fit_full_batch(head, x, mask, tf.constant(y), steps=150, learning_rate=0.05)
         accuracy = np.mean((head.logits(head(x, mask)).numpy() > 0) == (y > 0.5), axis=0)
         assert accuracy.min() > 0.95, (type(head).__name__, accuracy)
         weights = tf.nn.softmax(head.pooling.score(x["sequence_output"]), axis=1).numpy()  # [n, length, 2]
